@@ -1,0 +1,92 @@
+"""Calcium candidates: 3D components ≥ threshold, with obvious bone and field-of-view cuts set aside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cc3d
+import numpy as np
+
+from .volume import Volume
+
+
+@dataclass
+class BoneRules:
+    """Limits beyond which a bright component is bone, not a calcified plaque."""
+
+    max_lesion_volume_mm3: float = 1500.0
+    max_lesion_extent_mm: float = 60.0
+    bone_margin_mm: float = 3.0
+
+
+@dataclass
+class Component:
+    """One 26-connected component of the thresholded volume."""
+
+    label: int
+    box_ijk: np.ndarray  # (2, 3) inclusive
+    voxel_count: int
+
+
+@dataclass
+class Candidates:
+    labels: np.ndarray  # (k, j, i) component labels, 0 = background
+    kept: list[Component]
+    excluded: list[tuple[Component, str]]  # with the reason
+
+
+def find_candidates(volume: Volume, threshold_hu: float, rules: BoneRules) -> Candidates:
+    """Label voxels ≥ threshold over the whole field of view and set aside bone-like components.
+
+    Bone is judged on whole components, before any heart region cuts them into plaque-sized pieces.
+    """
+    mask = volume.array >= threshold_hu
+    labels = cc3d.connected_components(mask, connectivity=26)
+    stats = cc3d.statistics(labels)
+    voxel_volume_mm3 = float(abs(np.linalg.det(volume.ijk_to_ras[:3, :3])))
+    size_kji = np.array(volume.array.shape)
+    components = []
+    for label in range(1, len(stats["voxel_counts"])):
+        box_kji = stats["bounding_boxes"][label]
+        if box_kji is None or stats["voxel_counts"][label] == 0:
+            continue
+        lo = np.array([box_kji[d].start for d in (2, 1, 0)])
+        hi = np.array([box_kji[d].stop - 1 for d in (2, 1, 0)])
+        components.append(Component(label, np.array([lo, hi]), int(stats["voxel_counts"][label])))
+    kept, excluded, bone_labels = [], [], set()
+    for component in components:
+        reason = _bone_reason(component, volume, voxel_volume_mm3, size_kji, rules)
+        if reason:
+            excluded.append((component, reason))
+            bone_labels.add(component.label)
+        else:
+            kept.append(component)
+    margin_voxels = np.ceil(rules.bone_margin_mm / volume.spacing).astype(int)
+    near_bone = [c for c in kept if _touches_labels(labels, c.box_ijk, margin_voxels, bone_labels)]
+    for component in near_bone:
+        kept.remove(component)
+        excluded.append((component, f"bone fragment: within {rules.bone_margin_mm:g} mm of excluded bone"))
+    return Candidates(labels, kept, excluded)
+
+
+def _bone_reason(component: Component, volume: Volume, voxel_volume_mm3: float, size_kji, rules: BoneRules) -> str:
+    volume_mm3 = component.voxel_count * voxel_volume_mm3
+    if volume_mm3 > rules.max_lesion_volume_mm3:
+        return f"bone: {volume_mm3:.0f} mm³ is larger than {rules.max_lesion_volume_mm3:g} mm³"
+    extent_mm = (component.box_ijk[1] - component.box_ijk[0] + 1) * volume.spacing
+    if extent_mm.max() > rules.max_lesion_extent_mm:
+        return f"bone: {extent_mm.max():.0f} mm long, longer than {rules.max_lesion_extent_mm:g} mm"
+    lo, hi = component.box_ijk
+    if lo[0] == 0 or lo[1] == 0 or hi[0] == size_kji[2] - 1 or hi[1] == size_kji[1] - 1:
+        return "bone: cut by the edge of the field of view (rib or sternum)"
+    return ""
+
+
+def _touches_labels(labels: np.ndarray, box_ijk: np.ndarray, margin_voxels: np.ndarray, bone_labels: set) -> bool:
+    if not bone_labels:
+        return False
+    lo = np.maximum(box_ijk[0] - margin_voxels, 0)
+    hi = box_ijk[1] + margin_voxels + 1
+    neighbourhood = labels[lo[2] : hi[2], lo[1] : hi[1], lo[0] : hi[0]]
+    present = np.unique(neighbourhood)
+    return any(int(label) in bone_labels for label in present)

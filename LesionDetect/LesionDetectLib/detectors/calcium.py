@@ -1,0 +1,165 @@
+"""Coronary artery calcium on non-contrast CT: the clinical Agatston procedure (classical path).
+
+Voxels ≥ 130 HU form 3D lesions (26-connected); each axial 8-connected piece of ≥ 1 mm² scores
+area × density weight, scaled by slice thickness / 3 mm. Bone-like components are set aside. Without
+a heart region the total counts every calcium-like structure in the field of view, and says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..agatston import AGATSTON_THRESHOLD_HU, agatston_category, cac_drs, score_lesion
+from ..calcium_candidates import BoneRules, find_candidates
+from ..errors import LesionDetectError
+from ..findings import Findings, Lesion
+from ..surfaces import lesion_surface
+from ..volume import Volume
+
+Progress = Callable[[str, float, str], None]
+MAX_AXIAL_TILT_DEG = 20.0
+SCOPE_WHOLE_FIELD = (
+    "No heart or coronary region was given: the total counts every calcium-like structure in the "
+    "field of view left after removing large bone (aortic and valve calcium, bone fragments, noise), "
+    "so it is not a coronary calcium score."
+)
+SCOPE_REGION = "Counts calcium-like structures inside the given heart/coronary region only."
+
+
+@dataclass
+class CalciumParams:
+    """Settings of the calcium detector; defaults are the clinical Agatston rules."""
+
+    threshold_hu: float = AGATSTON_THRESHOLD_HU
+    mass_calibration: float = 1.0  # c_HA, mg hydroxyapatite per cm³ per HU, from the site's calibration phantom
+    slice_thickness_mm: float | None = None  # None: the slice spacing
+    region: np.ndarray | None = None  # (k, j, i) heart/coronary region mask
+    bone: BoneRules = field(default_factory=BoneRules)
+    surfaces: bool = True
+
+
+def check_input(volume: Volume) -> None:
+    """Refuse volumes that are not axial CT in Hounsfield units."""
+    volume.validate()
+    if volume.modality and volume.modality.upper() != "CT":
+        raise LesionDetectError(
+            f"'{volume.name}' is {volume.modality}, but the calcium detector needs a non-contrast CT."
+        )
+    low, high = float(volume.array.min()), float(volume.array.max())
+    if low > -500 or high < 100:
+        raise LesionDetectError(
+            f"'{volume.name}' does not look like CT in Hounsfield units (values {low:g} to {high:g}; CT has "
+            "air near -1000 HU). The calcium detector needs a non-contrast CT in HU."
+        )
+    k_axis = volume.directions[:, 2]
+    tilt = np.degrees(np.arccos(min(1.0, abs(k_axis[2]))))
+    if tilt > MAX_AXIAL_TILT_DEG:
+        raise LesionDetectError(
+            f"'{volume.name}' is not made of axial slices (slice axis {tilt:.0f}° from superior–inferior); "
+            "Agatston scoring is defined on axial slices: reformat the volume axially first."
+        )
+
+
+def detect_calcium(volume: Volume, params: CalciumParams | None = None, progress: Progress | None = None) -> Findings:
+    """Run the classical calcium path on `volume` (HU) and return its findings."""
+    params = params or CalciumParams()
+    report = progress or (lambda stage, fraction, message: None)
+    timings = {}
+    started = time.perf_counter()
+    report("check", 0.0, "Checking the input volume")
+    check_input(volume)
+    if params.region is not None and params.region.shape != volume.array.shape:
+        raise LesionDetectError(
+            f"The heart region mask has shape {params.region.shape}, the volume {volume.array.shape}: "
+            "give a mask on the same voxel grid."
+        )
+    report("candidates", 0.05, "Labelling voxels ≥ %g HU" % params.threshold_hu)
+    candidates = find_candidates(volume, params.threshold_hu, params.bone)
+    timings["candidates_s"] = time.perf_counter() - started
+    spacing = volume.spacing
+    slice_thickness = params.slice_thickness_mm or float(spacing[2])
+    voxel_volume = float(abs(np.linalg.det(volume.ijk_to_ras[:3, :3])))
+    lesions = []
+    stage_started = time.perf_counter()
+    for index, component in enumerate(candidates.kept):
+        lo, hi = component.box_ijk
+        crop = (slice(lo[2], hi[2] + 1), slice(lo[1], hi[1] + 1), slice(lo[0], hi[0] + 1))
+        lesion_crop = candidates.labels[crop] == component.label
+        if params.region is not None:
+            lesion_crop &= params.region[crop].astype(bool)
+        scores = score_lesion(
+            volume.array[crop],
+            lesion_crop,
+            pixel_area_mm2=float(spacing[0] * spacing[1]),
+            voxel_volume_mm3=voxel_volume,
+            slice_thickness_mm=slice_thickness,
+            mass_calibration=params.mass_calibration,
+            k_offset=int(lo[2]),
+        )
+        if scores is None:
+            continue
+        box_ijk, qualifying_mask = _tighten(lo, scores.qualifying_mask)
+        lesion = Lesion.from_box(
+            volume,
+            len(lesions) + 1,
+            "calcium",
+            box_ijk,
+            measurements={
+                "agatston": scores.agatston,
+                "volume_mm3": scores.volume_mm3,
+                "mass_mg": scores.mass_mg,
+                "peak_hu": scores.peak_hu,
+                "slices": [scores.first_slice, scores.last_slice],
+            },
+        )
+        if params.surfaces:
+            lesion.surface = lesion_surface(volume, box_ijk, qualifying_mask, params.threshold_hu)
+        lesions.append(lesion)
+        report("score", 0.1 + 0.8 * (index + 1) / max(1, len(candidates.kept)), f"Lesion {len(lesions)}")
+    timings["scores_and_surfaces_s"] = time.perf_counter() - stage_started
+    timings["total_s"] = time.perf_counter() - started
+    return Findings(
+        detector="calcium",
+        method="classical",
+        volume=volume,
+        lesions=lesions,
+        summary=_summary(lesions, candidates, params, voxel_volume),
+        timings=timings,
+    )
+
+
+def _tighten(lo_ijk: np.ndarray, mask_kji: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tight voxel box of a crop's mask (IJK, inclusive) and the mask cropped to it."""
+    nonzero_kji = np.nonzero(mask_kji)
+    first = np.array([axis.min() for axis in nonzero_kji])
+    last = np.array([axis.max() for axis in nonzero_kji])
+    box_ijk = np.array([lo_ijk + first[::-1], lo_ijk + last[::-1]])
+    return box_ijk, mask_kji[first[0] : last[0] + 1, first[1] : last[1] + 1, first[2] : last[2] + 1]
+
+
+def _summary(lesions, candidates, params: CalciumParams, voxel_volume: float) -> dict:
+    total = float(sum(lesion.measurements["agatston"] for lesion in lesions))
+    return {
+        "agatston_total": total,
+        "volume_mm3_total": float(sum(lesion.measurements["volume_mm3"] for lesion in lesions)),
+        "mass_mg_total": float(sum(lesion.measurements["mass_mg"] for lesion in lesions)),
+        "category": agatston_category(total),
+        "cac_drs": cac_drs(total),
+        "per_artery": None,
+        "scope": "region" if params.region is not None else "whole_field_of_view",
+        "scope_note": SCOPE_REGION if params.region is not None else SCOPE_WHOLE_FIELD,
+        "threshold_hu": params.threshold_hu,
+        "mass_calibration_mg_per_cm3_per_hu": params.mass_calibration,
+        "excluded": [
+            {
+                "box_ijk": component.box_ijk.tolist(),
+                "volume_mm3": component.voxel_count * voxel_volume,
+                "reason": reason,
+            }
+            for component, reason in candidates.excluded
+        ],
+    }

@@ -1,0 +1,67 @@
+"""Lesion boxes as a Slicer markups JSON file (one ROI per lesion, LPS), so they load in Slicer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .colors import color_for_label
+from .findings import Findings
+
+MARKUPS_SCHEMA = (
+    "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/"
+    "markups-schema-v1.0.3.json#"
+)
+RAS_TO_LPS_3 = np.diag([-1.0, -1.0, 1.0])
+
+
+def roi_markups(findings: Findings) -> dict:
+    """A markups document with one box ROI per lesion, oriented along the input volume's axes."""
+    orientation_lps = (RAS_TO_LPS_3 @ findings.volume.directions).ravel().tolist()
+    markups = []
+    for lesion in findings.lesions:
+        center_lps = (RAS_TO_LPS_3 @ lesion.center_ras).tolist()
+        markups.append(
+            {
+                "type": "ROI",
+                "coordinateSystem": "LPS",
+                "coordinateUnits": "mm",
+                "locked": True,
+                "labelFormat": f"{lesion.label} {lesion.id}",
+                "roiType": "Box",
+                "center": center_lps,
+                "orientation": orientation_lps,
+                "size": lesion.size_mm.tolist(),
+                "insideOut": False,
+                "controlPoints": [
+                    {
+                        "id": "1",
+                        "label": f"{lesion.label} {lesion.id}",
+                        "description": lesion_description(lesion),
+                        "position": center_lps,
+                        "orientation": orientation_lps,
+                        "locked": True,
+                        "visibility": True,
+                        "positionStatus": "defined",
+                    }
+                ],
+                "display": {"color": list(color_for_label(lesion.label)), "selectedColor": list(color_for_label(lesion.label))},
+            }
+        )
+    return {"@schema": MARKUPS_SCHEMA, "markups": markups}
+
+
+def lesion_description(lesion) -> str:
+    """One line a reader can act on: score and the main measurements."""
+    parts = [] if lesion.score is None else [f"score {lesion.score:.2f}"]
+    names = {"agatston": "Agatston %.1f", "volume_mm3": "volume %.1f mm³", "mass_mg": "mass %.1f mg", "peak_hu": "peak %.0f HU"}
+    parts += [fmt % lesion.measurements[key] for key, fmt in names.items() if key in lesion.measurements]
+    if lesion.measurements.get("artery"):
+        parts.append(lesion.measurements["artery"])
+    return ", ".join(parts)
+
+
+def write_roi_markups(findings: Findings, path: Path) -> None:
+    path.write_text(json.dumps(roi_markups(findings), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

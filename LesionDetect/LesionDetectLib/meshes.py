@@ -1,0 +1,51 @@
+"""`Surface` ↔ `vtkPolyData` without Python loops over points, for MRML models, STL and rendering."""
+
+from __future__ import annotations
+
+import numpy as np
+import vtk
+from vtk.util import numpy_support
+
+from .findings import Surface
+
+
+def polydata_from_surface(surface: Surface, normals: bool = True) -> vtk.vtkPolyData:
+    """A triangle `vtkPolyData` with the surface's points (RAS mm); smooth point normals if `normals`."""
+    points_ras = np.ascontiguousarray(surface.points_ras, dtype=np.float64)
+    triangles = np.ascontiguousarray(surface.triangles, dtype=np.int64)
+    points = vtk.vtkPoints()
+    points.SetData(numpy_support.numpy_to_vtk(points_ras, deep=True))
+    offsets = np.arange(0, 3 * len(triangles) + 1, 3, dtype=np.int64)
+    cells = vtk.vtkCellArray()
+    cells.SetData(
+        numpy_support.numpy_to_vtkIdTypeArray(offsets, deep=True),
+        numpy_support.numpy_to_vtkIdTypeArray(triangles.ravel(), deep=True),
+    )
+    polydata = vtk.vtkPolyData()
+    polydata.SetPoints(points)
+    polydata.SetPolys(cells)
+    if not normals or len(triangles) == 0:
+        return polydata
+    normals_filter = vtk.vtkPolyDataNormals()
+    normals_filter.SetInputData(polydata)
+    normals_filter.SplittingOff()
+    normals_filter.ConsistencyOff()
+    normals_filter.ComputePointNormalsOn()
+    normals_filter.Update()
+    return normals_filter.GetOutput()
+
+
+def surface_from_polydata(polydata: vtk.vtkPolyData) -> Surface:
+    """The triangles of `polydata` as a `Surface` (points in the polydata's frame, RAS for our models)."""
+    if polydata is None or polydata.GetNumberOfPoints() == 0:
+        return Surface(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+    points_ras = numpy_support.vtk_to_numpy(polydata.GetPoints().GetData()).astype(np.float64)
+    polys = polydata.GetPolys()
+    offsets = numpy_support.vtk_to_numpy(polys.GetOffsetsArray())
+    connectivity = numpy_support.vtk_to_numpy(polys.GetConnectivityArray())
+    if np.any(np.diff(offsets) != 3):
+        triangulate = vtk.vtkTriangleFilter()
+        triangulate.SetInputData(polydata)
+        triangulate.Update()
+        return surface_from_polydata(triangulate.GetOutput())
+    return Surface(points_ras, connectivity.reshape(-1, 3).astype(np.int64))
