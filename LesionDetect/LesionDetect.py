@@ -270,11 +270,11 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._pollTimer.stop()
         run, self._run = self._run, None
         try:
-            if run.doneEvent is not None and exitEvent["returncode"] == 0:
-                self._importRun(run)
-            elif exitEvent["cancelled"]:
+            if exitEvent["cancelled"]:
                 self.ui.progressBar.value = 0
                 self.ui.statusLabel.text = "Cancelled; nothing was imported."
+            elif run.doneEvent is not None and exitEvent["returncode"] == 0:
+                self._importRun(run)
             else:
                 self.ui.statusLabel.text = "Failed."
                 slicer.util.errorDisplay(
@@ -308,7 +308,7 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._run = None
 
     def _ensureDependencies(self):
-        """Install, after confirmation, what the worker needs: torch first (so pip never pulls a build), then the rest."""
+        """After confirmation, install what the worker lacks: torch first (else pip pulls its own), then the rest."""
         if self._dependenciesReady:
             return True
         if dependencies.torch_missing() and not self._installTorch():

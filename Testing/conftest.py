@@ -1,6 +1,23 @@
-"""Put the core package `LesionDetectLib` on the import path for every test."""
+"""Put the core package `LesionDetectLib` on the import path; share one real slicer-core scene."""
 
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
+
+
+@pytest.fixture(scope="session")
+def slicer_app():
+    """A real MRML scene with Slicer's module logics (trame-slicer's SlicerApp over slicer-core)."""
+    from trame_slicer.core import SlicerApp
+
+    return SlicerApp()
+
+
+@pytest.fixture
+def mrml_scene(slicer_app):
+    """The shared scene, emptied after each test."""
+    yield slicer_app.scene
+    slicer_app.scene.Clear(False)

@@ -48,6 +48,7 @@ AXIAL_IJK_TO_RAS = ijk_to_ras_matrix((0.8, 0.8, 2.5), (-12.0, 30.0, -20.0), LPS_
 OBLIQUE_IJK_TO_RAS = ijk_to_ras_matrix(
     (0.7, 0.9, 2.0), (5.0, -8.0, 11.0), rotation(2, 30) @ rotation(0, 20) @ LPS_TO_RAS[:3, :3]
 )
+MIRRORED_IJK_TO_RAS = ijk_to_ras_matrix((0.6, 0.6, 1.5), (0.0, 0.0, 0.0), np.diag([-1.0, 1.0, 1.0]) @ rotation(1, 10))
 
 
 def add_volume(scene, name="CT", ijk_to_ras=AXIAL_IJK_TO_RAS, shape_kji=SHAPE_KJI, node_class="vtkMRMLScalarVolumeNode"):
@@ -166,7 +167,9 @@ def test_show_findings_puts_tagged_named_nodes_in_one_folder(scene):
     assert summary == {"agatston_total": 15.3, "category": "11–100", "lesion_count": 2}
 
 
-@pytest.mark.parametrize("ijk_to_ras", [AXIAL_IJK_TO_RAS, OBLIQUE_IJK_TO_RAS], ids=["axial", "oblique"])
+@pytest.mark.parametrize(
+    "ijk_to_ras", [AXIAL_IJK_TO_RAS, OBLIQUE_IJK_TO_RAS, MIRRORED_IJK_TO_RAS], ids=["axial", "oblique", "mirrored"]
+)
 def test_roi_has_the_lesion_centre_size_and_orientation(scene, ijk_to_ras):
     node = add_volume(scene, ijk_to_ras=ijk_to_ras)
     findings = make_findings(node, with_heatmap=False)
@@ -268,12 +271,16 @@ def test_heatmap_has_the_input_geometry_and_an_overlay_display(scene):
         assert composite_node.GetForegroundOpacity() == pytest.approx(0.4)
 
 
-def test_heatmap_on_another_grid_is_refused(scene):
+def test_heatmap_on_another_grid_is_refused_before_anything_changes(scene):
     node = add_volume(scene)
+    run = show_findings(scene, node, make_findings(node))
+    node_count = scene.GetNumberOfNodes()
     findings = make_findings(node)
     findings.heatmap = findings.heatmap[:-1]
     with pytest.raises(LesionDetectError, match="heatmap"):
         show_findings(scene, node, findings)
+    assert scene.GetNumberOfNodes() == node_count
+    assert all(scene.GetNodeByID(n.GetID()) is n for n in all_run_nodes(run))
 
 
 def test_rerun_replaces_only_its_own_nodes(scene):

@@ -41,18 +41,12 @@ def find_candidates(volume: Volume, threshold_hu: float, rules: BoneRules) -> Ca
     Bone is judged on whole components, before any heart region cuts them into plaque-sized pieces.
     """
     mask = volume.array >= threshold_hu
-    labels = cc3d.connected_components(mask, connectivity=26)
-    stats = cc3d.statistics(labels)
+    labels = cc3d.connected_components(mask, connectivity=26, binary_image=True)
     voxel_volume_mm3 = float(abs(np.linalg.det(volume.ijk_to_ras[:3, :3])))
     size_kji = np.array(volume.array.shape)
-    components = []
-    for label in range(1, len(stats["voxel_counts"])):
-        box_kji = stats["bounding_boxes"][label]
-        if box_kji is None or stats["voxel_counts"][label] == 0:
-            continue
-        lo = np.array([box_kji[d].start for d in (2, 1, 0)])
-        hi = np.array([box_kji[d].stop - 1 for d in (2, 1, 0)])
-        components.append(Component(label, np.array([lo, hi]), int(stats["voxel_counts"][label])))
+    components = [
+        Component(label, box_ijk, count) for label, (box_ijk, count) in enumerate(_boxes_and_counts(mask, labels)) if count
+    ]
     kept, excluded, bone_labels = [], [], set()
     for component in components:
         reason = _bone_reason(component, volume, voxel_volume_mm3, size_kji, rules)
@@ -67,6 +61,20 @@ def find_candidates(volume: Volume, threshold_hu: float, rules: BoneRules) -> Ca
         kept.remove(component)
         excluded.append((component, f"bone fragment: within {rules.bone_margin_mm:g} mm of excluded bone"))
     return Candidates(labels, kept, excluded)
+
+
+def _boxes_and_counts(mask: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """Per label: inclusive IJK box and voxel count, from the foreground voxels only (one pass)."""
+    foreground = np.flatnonzero(mask)
+    foreground_labels = labels.ravel()[foreground]
+    counts = np.bincount(foreground_labels)
+    k, j, i = np.unravel_index(foreground, mask.shape)
+    lo = np.full((len(counts), 3), np.iinfo(np.int64).max)
+    hi = np.full((len(counts), 3), -1)
+    for axis, coordinates in enumerate((i, j, k)):
+        np.minimum.at(lo[:, axis], foreground_labels, coordinates)
+        np.maximum.at(hi[:, axis], foreground_labels, coordinates)
+    return [(np.array([lo[n], hi[n]]), int(counts[n])) for n in range(len(counts))]
 
 
 def _bone_reason(component: Component, volume: Volume, voxel_volume_mm3: float, size_kji, rules: BoneRules) -> str:

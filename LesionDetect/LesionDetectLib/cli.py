@@ -62,8 +62,7 @@ def main(argv=None) -> int:
     if args.command == "sample":
         return _write_sample(args)
     progress = Progress(args.progress)
-    signal.signal(signal.SIGTERM, _raise_cancelled)
-    signal.signal(signal.SIGINT, _raise_cancelled)
+    previous_handlers = {number: signal.signal(number, _raise_cancelled) for number in (signal.SIGTERM, signal.SIGINT)}
     output = None
     try:
         progress.event("start", detector=args.command, input=args.input or "sample", version=__version__)
@@ -88,6 +87,8 @@ def main(argv=None) -> int:
         return EXIT_INTERNAL
     finally:
         progress.close()
+        for number, handler in previous_handlers.items():
+            signal.signal(number, handler)
     progress.event(
         "done",
         output=str(output.path),

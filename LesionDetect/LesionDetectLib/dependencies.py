@@ -32,7 +32,8 @@ NEVER_PIP_INSTALL: tuple[str, ...] = ("slicer-core", "slicer-layer-dm", "vtk", "
 
 
 def is_installed(import_name: str) -> bool:
-    """Whether a top-level module can be imported, without importing it."""
+    """Whether a top-level module can be imported, without importing it (sees packages installed just now)."""
+    importlib.invalidate_caches()
     try:
         return importlib.util.find_spec(import_name) is not None
     except (ImportError, ValueError):

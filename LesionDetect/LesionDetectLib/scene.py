@@ -94,6 +94,8 @@ def _modality(volume_node) -> str | None:
 
 def show_findings(scene, volume_node, findings: Findings) -> RunNodes:
     """Replace the previous run of `findings.detector` on this volume with ROIs, table, models, heatmap."""
+    if findings.heatmap is not None:
+        _check_heatmap_grid(volume_node, findings)
     remove_run(scene, volume_node, findings.detector)
     subject_hierarchy = _subject_hierarchy(scene)
     volume_item_id = subject_hierarchy.GetItemByDataNode(volume_node)
@@ -266,6 +268,8 @@ def _lesion_description(lesion: Lesion) -> str:
     """e.g. "score 0.93, LAD, Agatston 12.3, volume 25.1 mm³, peak 512 HU"."""
     parts = [] if lesion.score is None else [f"score {lesion.score:.2f}"]
     for key, value in lesion.measurements.items():
+        if value is None:
+            continue
         if key in MEASUREMENT_FORMATS:
             parts.append(MEASUREMENT_FORMATS[key].format(value))
         elif _is_number(value):
@@ -349,15 +353,18 @@ def _add_model_node(scene, lesion: Lesion):
     return model_node
 
 
+def _check_heatmap_grid(volume_node, findings: Findings) -> None:
+    expected_shape = tuple(volume_node.GetImageData().GetDimensions()[::-1])
+    if np.shape(findings.heatmap) != expected_shape:
+        raise LesionDetectError(
+            f"The {findings.detector} heatmap has shape {np.shape(findings.heatmap)} but the volume has "
+            f"{expected_shape}; the detector must return the heatmap on the input grid."
+        )
+
+
 def _add_heatmap_node(scene, volume_node, findings: Findings):
     """Heatmap volume on the input's grid, coloured 0..1 with values under the threshold transparent."""
     heatmap = np.asarray(findings.heatmap)
-    expected_shape = tuple(volume_node.GetImageData().GetDimensions()[::-1])
-    if heatmap.shape != expected_shape:
-        raise LesionDetectError(
-            f"The {findings.detector} heatmap has shape {heatmap.shape} but the volume has {expected_shape}; "
-            "the detector must return the heatmap on the input grid."
-        )
     heatmap_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{findings.detector} heatmap")
     heatmap_node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijk_to_world_matrix(volume_node)))
     slicer.util.updateVolumeFromArray(heatmap_node, np.clip(heatmap, 0.0, 1.0).astype(np.float32))

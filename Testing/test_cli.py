@@ -1,0 +1,218 @@
+"""The `lesiondetect` CLI end to end: DICOM/NRRD/NIfTI in, report, CSV, markups, STL, PNG out."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from stl import mesh
+
+from LesionDetectLib.cli import main
+from LesionDetectLib.report import validate_report
+from LesionDetectLib.sample import make_sample
+from LesionDetectLib.volume import Volume
+from LesionDetectLib.volume_io import write_nrrd
+
+from dicom_series import write_ct_series
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args):
+    """The CLI as a user runs it: a separate process, JSON-lines progress on stdout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "LesionDetect")}
+    return subprocess.run(
+        [sys.executable, "-m", "LesionDetectLib.cli", *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def small_ct(tmp_path_factory):
+    """A 192×192×32 version of the bundled sample as NRRD, NIfTI and a DICOM series."""
+    folder = tmp_path_factory.mktemp("inputs")
+    volume, plaques, heart_mask = make_sample(shape_ijk=(192, 192, 32))
+    write_nrrd(volume, folder / "ct.nrrd")
+    image = sitk.ReadImage(str(folder / "ct.nrrd"))
+    sitk.WriteImage(image, str(folder / "ct.nii.gz"))
+    write_ct_series(volume, folder / "dicom")
+    write_nrrd(Volume(heart_mask, volume.ijk_to_ras, "heart"), folder / "heart.nrrd")
+    return folder, volume
+
+
+def test_dicom_nrrd_and_nifti_give_the_same_valid_report(small_ct, tmp_path):
+    folder, volume = small_ct
+    reports = {}
+    for name in ("dicom", "ct.nrrd", "ct.nii.gz"):
+        out = tmp_path / name.replace(".", "_")
+        assert main(["calcium", str(folder / name), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
+        reports[name] = json.loads((out / "report.json").read_text())
+        validate_report(reports[name])
+    totals = {name: report["summary"]["agatston_total"] for name, report in reports.items()}
+    assert totals["dicom"] > 0
+    assert list(totals.values()) == pytest.approx([totals["dicom"]] * 3, rel=1e-6)  # NIfTI stores float32 spacing
+    centers = [np.array([lesion["center_ras"] for lesion in report["lesions"]]) for report in reports.values()]
+    assert all(np.allclose(c, centers[0], atol=1e-3) for c in centers)
+    assert np.allclose(reports["dicom"]["input"]["ijk_to_ras"], volume.ijk_to_ras, atol=1e-4)
+
+
+def test_outputs_are_complete_and_readable_by_other_tools(small_ct, tmp_path):
+    folder, _ = small_ct
+    out = tmp_path / "out"
+    assert main(["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--region", str(folder / "heart.nrrd"), "--progress", "none"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    validate_report(report)
+    assert report["summary"]["scope"] == "region" and report["lesions"]
+    rows = list(csv.DictReader((out / "lesions.csv").open()))
+    assert [float(row["agatston"]) for row in rows] == pytest.approx([l["agatston"] for l in report["lesions"]])
+    combined = mesh.Mesh.from_file(str(out / "calcium.stl"))
+    assert b"SPACE=LPS" in (out / "calcium.stl").read_bytes()[:80]
+    per_lesion = [mesh.Mesh.from_file(str(out / lesion["stl"])) for lesion in report["lesions"]]
+    assert len(combined.vectors) == sum(len(m.vectors) for m in per_lesion)
+    for lesion, lesion_mesh in zip(report["lesions"], per_lesion):
+        center_lps = np.array(lesion["center_ras"]) * [-1, -1, 1]
+        points_lps = lesion_mesh.vectors.reshape(-1, 3)
+        assert np.all(np.abs(points_lps.mean(axis=0) - center_lps) < np.array(lesion["size_mm"]))
+    png = (out / "snapshot.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stl_space_ras_on_request(small_ct, tmp_path):
+    folder, _ = small_ct
+    out = tmp_path / "ras"
+    assert main(["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--stl-space", "RAS", "--progress", "none", "--no-snapshot"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    first = report["lesions"][0]
+    points_ras = mesh.Mesh.from_file(str(out / first["stl"])).vectors.reshape(-1, 3)
+    assert b"SPACE=RAS" in (out / first["stl"]).read_bytes()[:80]
+    assert np.all(np.abs(points_ras.mean(axis=0) - first["center_ras"]) < np.array(first["size_mm"]))
+
+
+def test_boxes_load_as_slicer_roi_markups(small_ct, tmp_path, mrml_scene):
+    folder, _ = small_ct
+    out = tmp_path / "out"
+    assert main(["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    roi = mrml_scene.AddNewNodeByClass("vtkMRMLMarkupsROINode")
+    storage = roi.CreateDefaultStorageNode()
+    mrml_scene.AddNode(storage)
+    storage.SetFileName(str(out / "boxes.mrk.json"))
+    assert storage.ReadData(roi)
+    first = report["lesions"][0]
+    assert np.allclose(roi.GetCenter(), first["center_ras"], atol=1e-3)
+    assert np.allclose(roi.GetSize(), first["size_mm"], atol=1e-3)
+
+
+def test_stl_is_manifold_for_a_3d_printing_slicer(small_ct, tmp_path):
+    folder, _ = small_ct
+    out = tmp_path / "out"
+    assert main(["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
+    info = subprocess.run(["prusa-slicer", "--info", str(out / "calcium.stl")], capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0, info.stderr
+    assert "manifold = yes" in info.stdout
+    open_edges = [line for line in info.stdout.splitlines() if "open_edges" in line]
+    assert all(line.split("=")[1].strip() == "0" for line in open_edges)
+
+
+def test_json_progress_protocol(small_ct, tmp_path):
+    folder, _ = small_ct
+    result = run_cli("calcium", folder / "ct.nrrd", "-o", tmp_path / "out", "--progress", "json", "--no-snapshot")
+    assert result.returncode == 0, result.stderr
+    stream = events(result.stdout)
+    assert stream[0]["event"] == "start" and stream[-1]["event"] == "done"
+    fractions = [event["fraction"] for event in stream if event["event"] == "progress"]
+    assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] == 1.0
+    assert Path(stream[-1]["report"]).is_file() and stream[-1]["lesions"] > 0
+
+
+def test_sigterm_cancels_and_leaves_no_partial_outputs(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "LesionDetect")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "LesionDetectLib.cli", "calcium", "--sample", "-o", str(out), "--progress", "json"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    for line in process.stdout:
+        if '"progress"' in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    remaining = process.stdout.read()
+    assert process.wait(timeout=60) == 130
+    assert '"cancelled"' in remaining
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_results_are_refused_unless_overwrite(small_ct, tmp_path):
+    folder, _ = small_ct
+    out = tmp_path / "out"
+    args = ["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]
+    assert main(args) == 0
+    (out / "notes.txt").write_text("mine")
+    before = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
+    assert main(args) == 3
+    assert {path.name: path.stat().st_mtime_ns for path in out.iterdir()} == before
+    assert main(args + ["--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "report.json").stat().st_mtime_ns != before["report.json"]
+
+
+def nrrd_with(folder, array, modality="CT"):
+    folder.mkdir()
+    path = folder / "volume.nrrd"
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.5, 0.5, 3.0))
+    image.SetMetaData("modality", modality)
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def bad_input(case, tmp_path, volume):
+    """(path, words the error must contain) for one kind of bad input."""
+    ct = np.full((8, 32, 32), 40, np.int16)
+    ct[:, :2, :2] = -1000
+    if case == "MR":
+        return nrrd_with(tmp_path / "mr", np.abs(ct), modality="MR"), "MR"
+    if case == "2D":
+        return nrrd_with(tmp_path / "2d", ct[:1]), "3D"
+    if case == "NaN":
+        nan_ct = ct.astype(np.float32)
+        nan_ct[3, 5, 5] = np.nan
+        return nrrd_with(tmp_path / "nan", nan_ct), "NaN"
+    folder = tmp_path / case
+    folder.mkdir()
+    if case == "corrupt":
+        write_ct_series(Volume(volume.array[:6, :64, :64].copy(), volume.ijk_to_ras, "ct", "CT"), folder)
+        (folder / "CT0003.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage")
+        return folder, "CT0003.dcm"
+    return folder, "empty"
+
+
+@pytest.mark.parametrize("case", ["MR", "2D", "NaN", "empty", "corrupt"])
+def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(small_ct, tmp_path, case):
+    path, expected = bad_input(case, tmp_path, small_ct[1])
+    folder = path if path.is_dir() else path.parent
+    files_before = sorted(p.name for p in folder.iterdir())
+    out = tmp_path / "out"
+    result = run_cli("calcium", path, "-o", out, "--progress", "json")
+    assert result.returncode == 2
+    error = events(result.stdout)[-1]
+    assert error["event"] == "error" and expected in error["message"]
+    assert not out.exists()
+    assert sorted(p.name for p in folder.iterdir()) == files_before
+
+
+def test_sample_command_writes_the_bundled_sample(tmp_path):
+    assert main(["sample", str(tmp_path / "sample.nrrd"), "--slices", "8"]) == 0
+    image = sitk.ReadImage(str(tmp_path / "sample.nrrd"))
+    assert image.GetSize() == (512, 512, 8)
+    assert main(["sample", str(tmp_path / "sample.nrrd"), "--slices", "8"]) == 2
