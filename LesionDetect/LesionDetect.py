@@ -10,8 +10,6 @@ import os
 import shutil
 import sys
 import traceback
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional, Union
 
@@ -40,7 +38,7 @@ if MODULE_DIR not in sys.path:  # Slicer puts it there; a script loading this fi
 
 # Light imports only: the packages the worker needs may not be installed yet when Slicer starts.
 from LesionDetectLib import dependencies  # noqa: E402
-from LesionDetectLib.worker_process import EXIT_EVENT, WorkerProcess, worker_command  # noqa: E402
+from LesionDetectLib.worker_process import EXIT_EVENT  # noqa: E402
 
 README_URL = "https://github.com/lesiondetect/LesionDetect#readme"
 DEVICES = ["auto", "cpu", "cuda"]
@@ -80,30 +78,6 @@ class LesionDetectParameterNode:
     device: Annotated[str, Choice(DEVICES)] = "auto"
     stlCoordinateSystem: Annotated[str, Choice(STL_COORDINATE_SYSTEMS)] = "LPS"
     outputFolder: Path
-
-
-@dataclass
-class DetectionRun:
-    """One worker run: the process, its temporary folder, and what its events said so far."""
-
-    worker: WorkerProcess
-    workDir: Path
-    outputDir: Path
-    inputVolume: vtkMRMLScalarVolumeNode
-    detector: str
-    doneEvent: Optional[dict] = None
-    errorMessage: Optional[str] = None
-    logTail: deque = field(default_factory=lambda: deque(maxlen=20))
-
-    def record(self, event: dict) -> None:
-        """Keep what the end of the run needs: the done event, the error message, the last log lines."""
-        kind = event.get("event")
-        if kind == "done":
-            self.doneEvent = event
-        elif kind == "error":
-            self.errorMessage = event.get("message", "")
-        elif kind == "log":
-            self.logTail.append(event.get("message", ""))
 
 
 class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -273,23 +247,23 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if exitEvent["cancelled"]:
                 self.ui.progressBar.value = 0
                 self.ui.statusLabel.text = "Cancelled; nothing was imported."
-            elif run.doneEvent is not None and exitEvent["returncode"] == 0:
+            elif run.done_event is not None and exitEvent["returncode"] == 0:
                 self._importRun(run)
             else:
                 self.ui.statusLabel.text = "Failed."
                 slicer.util.errorDisplay(
-                    run.errorMessage or f"The detection stopped with exit code {exitEvent['returncode']}.",
-                    detailedText="\n".join(run.logTail),
+                    run.error_message or f"The detection stopped with exit code {exitEvent['returncode']}.",
+                    detailedText="\n".join(run.log_tail),
                 )
         finally:
-            shutil.rmtree(run.workDir, ignore_errors=True)
+            run.discard()
             self._updateButtons()
 
     def _importRun(self, run):
         """Show a finished run's findings in the scene and its summary in the panel."""
         self.ui.statusLabel.text = "Importing the results…"
         try:
-            findings = self.logic.importResults(run.doneEvent["output"], run.inputVolume)
+            findings = self.logic.importResults(run.done_event["output"], run.volume_node)
         except Exception as error:
             self.ui.statusLabel.text = "Import failed."
             _showError("Could not import the results.", error)
@@ -304,7 +278,7 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._pollTimer.stop()
             self._run.worker.cancel()
             self._run.worker.wait(10)
-            shutil.rmtree(self._run.workDir, ignore_errors=True)
+            self._run.discard()
             self._run = None
 
     def _ensureDependencies(self):
@@ -398,70 +372,37 @@ class LesionDetectLogic(ScriptedLoadableModuleLogic):
         return [info.default_method] + [method for method in info.methods if method != info.default_method]
 
     def startDetection(self, parameterNode, python=None):
-        """Write the input (and region) to a temporary folder and start the CLI on it; return the run."""
-        from LesionDetectLib.errors import LesionDetectError
-        from LesionDetectLib.scene import region_mask_from_node, volume_from_node
-        from LesionDetectLib.volume import Volume
-        from LesionDetectLib.volume_io import write_nrrd
+        """Write the chosen volume (and region) to a temporary folder and start the CLI on it; return the run."""
+        from LesionDetectLib.detection_run import start_detection
 
-        inputVolume = parameterNode.inputVolume
-        if inputVolume is None:
-            raise LesionDetectError("Select an input volume first.")
-        workDir = Path(slicer.util.tempDirectory("LesionDetect"))
-        try:
-            volume = volume_from_node(inputVolume)
-            inputPath = workDir / "input.nrrd"
-            write_nrrd(volume, inputPath)
-            args = [parameterNode.detector, str(inputPath), "-o", str(workDir / "results"),
-                    "--progress", "json", "--device", parameterNode.device,
-                    "--method", parameterNode.method, "--no-snapshot"]
-            if parameterNode.regionNode is not None:
-                mask = region_mask_from_node(parameterNode.regionNode, inputVolume)
-                regionPath = workDir / "region.nrrd"
-                write_nrrd(Volume(mask, volume.ijk_to_ras, name="region"), regionPath)
-                args += ["--region", str(regionPath)]
-            command, env = worker_command(args, python=python or shutil.which("PythonSlicer") or sys.executable)
-            worker = WorkerProcess(command, env=env, cwd=str(workDir))
-        except Exception:
-            shutil.rmtree(workDir, ignore_errors=True)
-            raise
-        return DetectionRun(worker, workDir, workDir / "results", inputVolume, parameterNode.detector)
+        return start_detection(
+            parameterNode.inputVolume,
+            slicer.util.tempDirectory("LesionDetect"),
+            detector=parameterNode.detector,
+            method=parameterNode.method,
+            device=parameterNode.device,
+            region_node=parameterNode.regionNode,
+            python=python or shutil.which("PythonSlicer") or sys.executable,
+        )
 
-    def importResults(self, outDir, inputVolumeNode, scene=None):
-        """Load a results folder into the scene next to `inputVolumeNode`; return its findings."""
-        from LesionDetectLib.results import load_results
-        from LesionDetectLib.scene import show_findings, show_heatmap_in_slice_views
+    def importResults(self, outDir, inputVolumeNode):
+        """Load a result folder into the scene next to `inputVolumeNode`; return its findings."""
+        from LesionDetectLib.detection_run import import_results
 
-        scene = scene or self.scene
-        findings = load_results(outDir)
-        runNodes = show_findings(scene, inputVolumeNode, findings)
-        if runNodes.heatmap_node is not None:
-            show_heatmap_in_slice_views(scene, runNodes.heatmap_node)
-        return findings
+        return import_results(self.scene, outDir, inputVolumeNode)
 
     def exportStl(self, inputVolumeNode, detectorId, folder, coordinateSystem="LPS", overwrite=False):
         """Write the current run's surfaces (combined and per lesion) as STL; return the paths."""
-        from LesionDetectLib.errors import LesionDetectError
-        from LesionDetectLib.scene import surfaces_from_run
-        from LesionDetectLib.stl import write_stl_files
+        from LesionDetectLib.detection_run import export_stl
 
-        namedSurfaces = surfaces_from_run(self.scene, inputVolumeNode, detectorId)
-        if not namedSurfaces:
-            raise LesionDetectError("There are no lesion surfaces to export: run Detect on this volume first.")
-        return write_stl_files(namedSurfaces, folder, coordinate_system=coordinateSystem, overwrite=overwrite)
+        return export_stl(self.scene, inputVolumeNode, detectorId, folder, coordinateSystem, overwrite)
 
     @staticmethod
     def summaryText(findings):
-        """A few lines for the panel: lesion count, each summary value, then the scope note."""
-        lines = [f"{len(findings.lesions)} lesion(s) found."]
-        for key, value in findings.summary.items():
-            if key == "scope_note" or value is None or isinstance(value, (dict, list)):
-                continue
-            shown = f"{value:.1f}" if isinstance(value, float) else str(value)
-            lines.append(f"{key.replace('_', ' ').capitalize()}: {shown}")
-        if findings.summary.get("scope_note"):
-            lines.append(findings.summary["scope_note"])
-        return "\n".join(lines)
+        """A few lines for the panel's results box."""
+        from LesionDetectLib.detection_run import summary_text
+
+        return summary_text(findings)
 
 
 class LesionDetectTest(ScriptedLoadableModuleTest):

@@ -20,6 +20,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from LesionDetectLib import dependencies
@@ -525,3 +526,75 @@ def test_cancelling_the_real_cli_writes_nothing(sample_nrrd, tmp_path):
     assert "done" not in [e["event"] for e in events]
     assert not out_dir.exists(), "a cancelled run left an output folder"
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".results")], "staging folder left behind"
+
+
+# ---------------------------------------------------------------- the panel's path on a real scene
+
+
+def _add_volume_node(scene, volume, node_class="vtkMRMLScalarVolumeNode", name=None):
+    import slicer.util
+
+    node = scene.AddNewNodeByClass(node_class, name or volume.name)
+    node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(volume.ijk_to_ras))
+    slicer.util.updateVolumeFromArray(node, volume.array)
+    return node
+
+
+@NEEDS_CLI
+def test_detect_import_and_export_like_the_panel(mrml_scene, tmp_path):
+    from LesionDetectLib.detection_run import export_stl, import_results, start_detection, summary_text
+    from LesionDetectLib.errors import LesionDetectError
+    from LesionDetectLib.sample import make_sample
+    from LesionDetectLib.volume import Volume
+
+    volume, _, heart_mask = make_sample(shape_ijk=(128, 128, 24))
+    volume_node = _add_volume_node(mrml_scene, volume)
+    region_node = _add_volume_node(mrml_scene, Volume(heart_mask, volume.ijk_to_ras, "heart"),
+                                   "vtkMRMLLabelMapVolumeNode")
+    run = start_detection(volume_node, tmp_path / "work", device="cpu", region_node=region_node)
+    assert sorted(p.name for p in run.work_dir.iterdir()) == ["input.nrrd", "region.nrrd"]
+    for event in _run_until(run.worker, timeout=300):
+        run.record(event)
+    assert run.worker.returncode == 0 and run.error_message is None, list(run.log_tail)
+    assert run.done_event["summary"]["scope"] == "region"
+
+    findings = import_results(mrml_scene, run.done_event["output"], volume_node)
+    assert len(findings.lesions) == run.done_event["lesions"] > 0
+    assert mrml_scene.GetNodesByClass("vtkMRMLMarkupsROINode").GetNumberOfItems() == len(findings.lesions)
+    text = summary_text(findings)
+    assert text.startswith(f"{len(findings.lesions)} lesion(s) found.")
+    assert "Agatston total: " in text and findings.summary["scope_note"] in text
+    run.discard()
+    assert not run.work_dir.exists()
+
+    stl_dir = tmp_path / "stl"
+    paths = export_stl(mrml_scene, volume_node, "calcium", stl_dir, "RAS")
+    assert len(paths) == 1 + len([lesion for lesion in findings.lesions if lesion.surface is not None])
+    assert all(path.is_file() and b"SPACE=RAS" in path.read_bytes()[:80] for path in paths)
+    with pytest.raises(LesionDetectError):
+        export_stl(mrml_scene, volume_node, "calcium", stl_dir, "RAS")
+    other_node = _add_volume_node(mrml_scene, volume, name="no run yet")
+    with pytest.raises(LesionDetectError, match="run Detect"):
+        export_stl(mrml_scene, other_node, "calcium", tmp_path / "none")
+
+
+def test_starting_without_a_volume_says_so_and_leaves_no_folder(tmp_path):
+    from LesionDetectLib.detection_run import start_detection
+    from LesionDetectLib.errors import LesionDetectError
+
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    with pytest.raises(LesionDetectError, match="input volume"):
+        start_detection(None, work_dir)
+    assert not work_dir.exists()
+
+
+def test_summary_text_lists_scalar_values_and_ends_with_the_scope_note():
+    from LesionDetectLib.detection_run import summary_text
+    from LesionDetectLib.findings import Findings
+    from LesionDetectLib.volume import Volume
+
+    summary = {"agatston_total": 123.456, "category": "101–400", "per_artery": None, "scope_note": "Whole field.",
+               "excluded": {"bone": 2}}
+    findings = Findings("calcium", "classical", Volume(np.zeros((2, 2, 2), np.int16), np.eye(4)), [], summary)
+    assert summary_text(findings) == "0 lesion(s) found.\nAgatston total: 123.5\nCategory: 101–400\nWhole field."

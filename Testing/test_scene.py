@@ -51,7 +51,9 @@ OBLIQUE_IJK_TO_RAS = ijk_to_ras_matrix(
 MIRRORED_IJK_TO_RAS = ijk_to_ras_matrix((0.6, 0.6, 1.5), (0.0, 0.0, 0.0), np.diag([-1.0, 1.0, 1.0]) @ rotation(1, 10))
 
 
-def add_volume(scene, name="CT", ijk_to_ras=AXIAL_IJK_TO_RAS, shape_kji=SHAPE_KJI, node_class="vtkMRMLScalarVolumeNode"):
+def add_volume(
+    scene, name="CT", ijk_to_ras=AXIAL_IJK_TO_RAS, shape_kji=SHAPE_KJI, node_class="vtkMRMLScalarVolumeNode"
+):
     node = scene.AddNewNodeByClass(node_class, name)
     node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijk_to_ras))
     array = np.arange(np.prod(shape_kji), dtype=np.int16).reshape(shape_kji) % 1000
@@ -98,7 +100,8 @@ def subject_hierarchy(scene):
 def folder_children(scene, folder_item_id):
     item_ids = vtk.vtkIdList()
     subject_hierarchy(scene).GetItemChildren(folder_item_id, item_ids)
-    return {subject_hierarchy(scene).GetItemDataNode(item_ids.GetId(n)).GetID() for n in range(item_ids.GetNumberOfIds())}
+    hierarchy = subject_hierarchy(scene)
+    return {hierarchy.GetItemDataNode(item_ids.GetId(n)).GetID() for n in range(item_ids.GetNumberOfIds())}
 
 
 def all_run_nodes(run):
@@ -127,7 +130,9 @@ def test_volume_under_linear_transform_is_read_in_world_coordinates(scene):
     run = show_findings(scene, node, make_findings(node))
     heatmap_ijk_to_ras = vtk.vtkMatrix4x4()
     run.heatmap_node.GetIJKToRASMatrix(heatmap_ijk_to_ras)
-    np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(heatmap_ijk_to_ras), to_parent @ AXIAL_IJK_TO_RAS, atol=1e-9)
+    np.testing.assert_allclose(
+        slicer.util.arrayFromVTKMatrix(heatmap_ijk_to_ras), to_parent @ AXIAL_IJK_TO_RAS, atol=1e-9
+    )
 
 
 def test_volume_under_nonlinear_transform_is_refused(scene):
@@ -307,7 +312,7 @@ def test_rerun_replaces_only_its_own_nodes(scene):
         assert scene.GetNodeByID(survivor.GetID()) is survivor
     assert user_roi.GetName() == "calcium 1"
     # The old folder still holds the user's node, so it stays; the new run has a folder of its own.
-    assert hierarchy.GetItemByDataNode(user_points) and folder_children(scene, first.folder_item_id) == {user_points.GetID()}
+    assert folder_children(scene, first.folder_item_id) == {user_points.GetID()}
     assert second.folder_item_id != first.folder_item_id
     assert folder_children(scene, second.folder_item_id) == second_ids
 

@@ -31,11 +31,12 @@ def ball_surface(center_ras, radius_mm: float) -> Surface:
 
 def two_lesion_findings(modality="MR") -> Findings:
     """A 100 mm oblique volume with a large calcium ball on the patient's left and a haemorrhage on the right."""
-    directions = LPS_TO_RAS[:3, :3] @ np.array([[1, 0, 0], [0, np.cos(0.3), -np.sin(0.3)], [0, np.sin(0.3), np.cos(0.3)]])
-    volume = Volume(np.zeros((40, 50, 50), dtype=np.int16), ijk_to_ras_matrix((2.0, 2.0, 2.5), (50, 50, -50), directions),
-                    "test volume", modality)
+    tilt = np.array([[1, 0, 0], [0, np.cos(0.3), -np.sin(0.3)], [0, np.sin(0.3), np.cos(0.3)]])
+    ijk_to_ras = ijk_to_ras_matrix((2.0, 2.0, 2.5), (50, 50, -50), LPS_TO_RAS[:3, :3] @ tilt)
+    volume = Volume(np.zeros((40, 50, 50), dtype=np.int16), ijk_to_ras, "test volume", modality)
+    boxes = [(1, "calcium", [[30, 18, 14], [44, 32, 26]]), (2, "hemorrhage", [[6, 20, 16], [16, 30, 24]])]
     lesions = []
-    for lesion_id, label, box in [(1, "calcium", [[30, 18, 14], [44, 32, 26]]), (2, "hemorrhage", [[6, 20, 16], [16, 30, 24]])]:
+    for lesion_id, label, box in boxes:
         lesion = Lesion.from_box(volume, lesion_id, label, box, score=0.8)
         lesion.surface = ball_surface(lesion.center_ras, 0.4 * lesion.size_mm.min())
         lesions.append(lesion)

@@ -106,7 +106,8 @@ def show_findings(scene, volume_node, findings: Findings) -> RunNodes:
     folder_item_id = subject_hierarchy.CreateFolderItem(parent_item_id, folder_name)
     subject_hierarchy.SetItemAttribute(folder_item_id, DETECTOR_ATTRIBUTE, findings.detector)
     subject_hierarchy.SetItemAttribute(folder_item_id, INPUT_VOLUME_ATTRIBUTE, volume_node.GetID())
-    subject_hierarchy.SetItemAttribute(folder_item_id, SUMMARY_ATTRIBUTE, json.dumps(findings.summary, default=_json_value))
+    summary_json = json.dumps(findings.summary, default=_json_value)
+    subject_hierarchy.SetItemAttribute(folder_item_id, SUMMARY_ATTRIBUTE, summary_json)
 
     run = RunNodes(folder_item_id)
     run.roi_nodes = [_add_roi_node(scene, lesion, findings.volume.directions) for lesion in findings.lesions]

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import vtkmodules.vtkRenderingFreeType  # noqa: F401  (registers the text renderer the labels need)
 from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
@@ -89,8 +90,8 @@ def render_snapshot(findings: Findings, path, size=(800, 600)) -> None:
 def offscreen_render_window() -> vtkRenderWindow:
     """An offscreen render window: `VTK_DEFAULT_OPENGL_WINDOW` if set, else EGL, else OSMesa, else on-screen's.
 
-    The classes are created directly rather than through the environment variable, which VTK reads
-    only for the first window a process creates and which would change the window of every later caller.
+    The classes are created directly rather than by setting the environment variable, so this works
+    whatever windows the process made before, and leaves other windows of the process (Slicer's) alone.
     """
     try:
         from vtkmodules import vtkRenderingOpenGL2
@@ -98,7 +99,9 @@ def offscreen_render_window() -> vtkRenderWindow:
         raise LesionDetectError(_no_rendering_message(f"VTK's OpenGL module does not load ({error})")) from error
     requested = os.environ.get("VTK_DEFAULT_OPENGL_WINDOW")
     class_names = [name for name in (requested, *OFFSCREEN_WINDOW_CLASSES) if name]
-    window_classes = [getattr(vtkRenderingOpenGL2, name) for name in dict.fromkeys(class_names) if hasattr(vtkRenderingOpenGL2, name)]
+    window_classes = [
+        getattr(vtkRenderingOpenGL2, name) for name in dict.fromkeys(class_names) if hasattr(vtkRenderingOpenGL2, name)
+    ]
     if sys.platform != "linux" or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
         window_classes.append(vtkRenderWindow)  # the platform's own window, hidden: Windows, macOS, a desktop
     for window_class in window_classes:

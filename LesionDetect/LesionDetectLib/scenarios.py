@@ -1,0 +1,88 @@
+"""Self-test scenarios: plain functions taking a real MRML scene and a scratch folder.
+
+`LesionDetectTest` runs every `scenario_*` on `slicer.mrmlScene` inside Slicer; pytest runs the same
+functions on a slicer-core scene in CI, so the self-test bodies really run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import slicer
+
+from .cli import main as run_cli
+from .detectors.calcium import detect_calcium
+from .results import load_results
+from .sample import make_sample
+from .scene import show_findings, surfaces_from_run, volume_from_node
+from .stl import read_stl, write_stl_files
+from .volume import Volume
+from .volume_io import write_nrrd
+
+SAMPLE_SHAPE_IJK = (192, 192, 32)
+
+
+def add_volume_node(scene, volume: Volume):
+    """A scalar volume node holding `volume` (a user's loaded CT)."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", volume.name)
+    node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(volume.ijk_to_ras))
+    slicer.util.updateVolumeFromArray(node, volume.array)
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def _nodes_of_run(scene, volume_node, detector_id: str) -> list:
+    nodes = [scene.GetNthNode(n) for n in range(scene.GetNumberOfNodes())]
+    return [
+        node
+        for node in nodes
+        if node.GetAttribute("LesionDetect.Detector") == detector_id
+        and node.GetAttribute("LesionDetect.InputVolumeID") == volume_node.GetID()
+    ]
+
+
+def scenario_calcium_detect_shows_and_replaces_findings(scene, work_dir) -> None:
+    """Detect on a loaded CT: ROIs, table and models in one folder; a rerun replaces only its own nodes."""
+    volume, plaques, _ = make_sample(shape_ijk=SAMPLE_SHAPE_IJK)
+    volume_node = add_volume_node(scene, volume)
+    findings = detect_calcium(volume_from_node(volume_node))
+    assert findings.lesions, "the sample's plaques were not found"
+    run = show_findings(scene, volume_node, findings)
+    assert len(run.roi_nodes) == len(findings.lesions)
+    assert run.table_node.GetNumberOfRows() == len(findings.lesions)
+    assert len(run.model_nodes) == len(findings.lesions)
+    first = findings.lesions[0]
+    assert np.allclose(run.roi_nodes[0].GetCenter(), first.center_ras, atol=1e-3)
+    user_roi = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", run.roi_nodes[0].GetName())
+    own_before = {node.GetID() for node in _nodes_of_run(scene, volume_node, "calcium")}
+    rerun = show_findings(scene, volume_node, detect_calcium(volume_from_node(volume_node)))
+    own_after = {node.GetID() for node in _nodes_of_run(scene, volume_node, "calcium")}
+    assert len(own_after) == len(own_before) and not own_after & own_before
+    assert scene.GetNodeByID(user_roi.GetID()) is user_roi, "a user node was removed"
+    assert scene.GetNodeByID(volume_node.GetID()) is volume_node
+    summary = json.loads(
+        slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene).GetItemAttribute(
+            rerun.folder_item_id, "LesionDetect.Summary"
+        )
+    )
+    assert summary["agatston_total"] == findings.summary["agatston_total"]
+
+
+def scenario_worker_results_import_and_export_stl(scene, work_dir) -> None:
+    """The panel's path: volume node → NRRD → worker CLI → result folder → scene → Export STL (LPS)."""
+    work_dir = Path(work_dir)
+    volume, _, _ = make_sample(shape_ijk=SAMPLE_SHAPE_IJK)
+    volume_node = add_volume_node(scene, volume)
+    write_nrrd(volume_from_node(volume_node), work_dir / "input.nrrd")
+    exit_code = run_cli(["calcium", str(work_dir / "input.nrrd"), "-o", str(work_dir / "result"), "--progress", "none", "--no-snapshot"])
+    assert exit_code == 0, f"lesiondetect exited with {exit_code}"
+    findings = load_results(work_dir / "result")
+    run = show_findings(scene, volume_node, findings)
+    assert len(run.model_nodes) == len(findings.lesions) > 0
+    surfaces = surfaces_from_run(scene, volume_node, "calcium")
+    paths = write_stl_files(surfaces, work_dir / "export", "LPS", combined_name="calcium.stl")
+    exported, space = read_stl(paths[1])
+    assert space == "LPS"
+    assert np.allclose(exported.points_ras.mean(axis=0), surfaces[0][1].points_ras.mean(axis=0), atol=1e-3)
