@@ -7,7 +7,7 @@ from vtkmodules.vtkFiltersCore import vtkFeatureEdges
 from LesionDetectLib.detectors.calcium import CalciumParams, detect_calcium
 from LesionDetectLib.errors import LesionDetectError
 from LesionDetectLib.meshes import polydata_from_surface
-from LesionDetectLib.surfaces import _flying_edges
+from LesionDetectLib.surfaces import iso_surface_ijk
 from LesionDetectLib.findings import Surface
 
 from phantoms import add_sphere, ct_volume
@@ -103,7 +103,7 @@ def test_surfaces_are_closed_manifold_and_wound_outward():
 def mask_surface_volume(volume, threshold):
     """Volume inside the iso-surface of the binary ≥ threshold mask (the staircase a labelmap gives)."""
     mask = np.pad((volume.array >= threshold).astype(np.float32), 1)
-    points_ijk, triangles = _flying_edges(mask, 0.5)
+    points_ijk, triangles = iso_surface_ijk(mask, 0.5)
     return Surface(volume.ijk_to_ras_points(points_ijk - 1), triangles).volume_mm3
 
 

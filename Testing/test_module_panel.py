@@ -380,10 +380,11 @@ def test_worker_command_makes_the_package_importable_from_anywhere(tmp_path):
     command, env = worker_command(["calcium", "in.nrrd"], python="/opt/python")
     assert command == ["/opt/python", "-m", "LesionDetectLib.cli", "calcium", "in.nrrd"]
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(PACKAGE_PARENT)
-    probe = [sys.executable, "-c", "import LesionDetectLib; print(LesionDetectLib.__file__)"]
+    assert env["PYTHONUNBUFFERED"] == "1" and env["PYTHONIOENCODING"] == "utf-8"
+    probe = [sys.executable, "-c", "import LesionDetectLib; print(LesionDetectLib.__file__); print('≥ 130 HU')"]
     worker = WorkerProcess(probe, env=env, cwd=str(tmp_path))
     events = _run_until(worker)
-    assert events[0]["message"] == str(LIB_DIR / "__init__.py")
+    assert [event["message"] for event in events[:2]] == [str(LIB_DIR / "__init__.py"), "≥ 130 HU"]
     assert events[-1] == {"event": EXIT_EVENT, "returncode": 0, "cancelled": False}
 
 

@@ -24,7 +24,7 @@ class Component:
     """One 26-connected component of the thresholded volume."""
 
     label: int
-    box_ijk: np.ndarray  # (2, 3) inclusive
+    box_ijk: np.ndarray | None  # (2, 3) inclusive; None for components excluded by volume alone
     voxel_count: int
 
 
@@ -43,13 +43,22 @@ def find_candidates(volume: Volume, threshold_hu: float, rules: BoneRules) -> Ca
     mask = volume.array >= threshold_hu
     labels = cc3d.connected_components(mask, connectivity=26, binary_image=True)
     voxel_volume_mm3 = float(abs(np.linalg.det(volume.ijk_to_ras[:3, :3])))
-    size_kji = np.array(volume.array.shape)
-    components = [
-        Component(label, box_ijk, count) for label, (box_ijk, count) in enumerate(_boxes_and_counts(mask, labels)) if count
-    ]
+    foreground = np.flatnonzero(mask)
+    foreground_labels = labels.ravel()[foreground]
+    counts = np.bincount(foreground_labels)
+    max_voxels = rules.max_lesion_volume_mm3 / voxel_volume_mm3
     kept, excluded, bone_labels = [], [], set()
-    for component in components:
-        reason = _bone_reason(component, volume, voxel_volume_mm3, size_kji, rules)
+    for label in np.flatnonzero(counts > max_voxels):
+        volume_mm3 = counts[label] * voxel_volume_mm3
+        bone_labels.add(int(label))
+        excluded.append(
+            (Component(int(label), None, int(counts[label])), f"bone: {volume_mm3:.0f} mm³ is larger than {rules.max_lesion_volume_mm3:g} mm³")
+        )
+    small = (counts > 0) & (counts <= max_voxels)
+    is_small_voxel = small[foreground_labels]
+    size_kji = np.array(volume.array.shape)
+    for component in _components(foreground[is_small_voxel], foreground_labels[is_small_voxel], mask.shape, counts):
+        reason = _bone_reason(component, volume, size_kji, rules)
         if reason:
             excluded.append((component, reason))
             bone_labels.add(component.label)
@@ -63,24 +72,19 @@ def find_candidates(volume: Volume, threshold_hu: float, rules: BoneRules) -> Ca
     return Candidates(labels, kept, excluded)
 
 
-def _boxes_and_counts(mask: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    """Per label: inclusive IJK box and voxel count, from the foreground voxels only (one pass)."""
-    foreground = np.flatnonzero(mask)
-    foreground_labels = labels.ravel()[foreground]
-    counts = np.bincount(foreground_labels)
-    k, j, i = np.unravel_index(foreground, mask.shape)
+def _components(foreground: np.ndarray, foreground_labels: np.ndarray, shape_kji, counts) -> list[Component]:
+    """Components with their inclusive IJK boxes, from their foreground voxels' flat indices."""
+    labels = np.unique(foreground_labels)
+    k, j, i = np.unravel_index(foreground, shape_kji)
     lo = np.full((len(counts), 3), np.iinfo(np.int64).max)
     hi = np.full((len(counts), 3), -1)
     for axis, coordinates in enumerate((i, j, k)):
         np.minimum.at(lo[:, axis], foreground_labels, coordinates)
         np.maximum.at(hi[:, axis], foreground_labels, coordinates)
-    return [(np.array([lo[n], hi[n]]), int(counts[n])) for n in range(len(counts))]
+    return [Component(int(label), np.array([lo[label], hi[label]]), int(counts[label])) for label in labels]
 
 
-def _bone_reason(component: Component, volume: Volume, voxel_volume_mm3: float, size_kji, rules: BoneRules) -> str:
-    volume_mm3 = component.voxel_count * voxel_volume_mm3
-    if volume_mm3 > rules.max_lesion_volume_mm3:
-        return f"bone: {volume_mm3:.0f} mm³ is larger than {rules.max_lesion_volume_mm3:g} mm³"
+def _bone_reason(component: Component, volume: Volume, size_kji, rules: BoneRules) -> str:
     extent_mm = (component.box_ijk[1] - component.box_ijk[0] + 1) * volume.spacing
     if extent_mm.max() > rules.max_lesion_extent_mm:
         return f"bone: {extent_mm.max():.0f} mm long, longer than {rules.max_lesion_extent_mm:g} mm"

@@ -55,7 +55,7 @@ def lesion_surface(volume: Volume, box_ijk: np.ndarray, lesion_mask: np.ndarray,
     below = np.float32(level - 1.0)
     smoothed = np.where(near_lesion, smoothed, np.minimum(smoothed, below))
     padded = np.pad(smoothed, 1, constant_values=below)
-    points_ijk, triangles = _flying_edges(padded, level)
+    points_ijk, triangles = iso_surface_ijk(padded, level)
     if len(triangles) == 0:
         return None
     points_ras = volume.ijk_to_ras_points(points_ijk + (lo - 1))
@@ -64,7 +64,7 @@ def lesion_surface(volume: Volume, box_ijk: np.ndarray, lesion_mask: np.ndarray,
     return Surface(points_ras, np.ascontiguousarray(triangles))
 
 
-def _flying_edges(grey_kji: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+def iso_surface_ijk(grey_kji: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Iso-surface of a (k, j, i) array with VTK flying edges; points in the array's (i, j, k) indices."""
     image = vtkImageData()
     image.SetDimensions(*grey_kji.shape[::-1])

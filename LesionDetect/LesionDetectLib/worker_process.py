@@ -26,6 +26,7 @@ def worker_command(args: list[str], python: str | None = None) -> tuple[list[str
     python_path = [str(PACKAGE_PARENT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(python_path)
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"  # the events carry text such as "≥ 130 HU"; Windows pipes default to cp1252
     return command, env
 
 
