@@ -1,6 +1,5 @@
 """Agatston, volume and mass scores on phantoms whose scores are known by construction."""
 
-import numpy as np
 import pytest
 
 from LesionDetectLib.agatston import agatston_category, agatston_weight, cac_drs

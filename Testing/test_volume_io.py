@@ -7,12 +7,14 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from scipy.spatial.transform import Rotation
 
 from LesionDetectLib.errors import LesionDetectError
 from LesionDetectLib.volume import LPS_TO_RAS, Volume
 from LesionDetectLib.volume_io import read_volume, write_nrrd
+
+from dicom_series import save_slice
 
 ROWS, COLUMNS, SLICES = 32, 28, 8
 HOT_VOXEL_KJI = (5, 20, 9)
@@ -43,7 +45,6 @@ def write_series(
     row_lps, column_lps = (np.array(vector) for vector in row_column_lps)
     normal_lps = np.cross(row_lps, column_lps)
     series_uid = series_uid or generate_uid()
-    sop_class = CTImageStorage if modality == "CT" else MRImageStorage
     for k in range(slices):
         if k in skip_slices:
             continue
@@ -51,34 +52,20 @@ def write_series(
         if k == HOT_VOXEL_KJI[0]:
             hu[HOT_VOXEL_KJI[1], HOT_VOXEL_KJI[2]] = HOT_HU
         position_lps = np.array(origin_lps) + k * slice_step_mm * normal_lps + k * np.array(tilt_lps_per_slice)
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = sop_class
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
         path = folder / f"{prefix}{(slices - 1 - k) if reverse_names else k:04d}.dcm"
-        dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-        dataset.SOPClassUID = sop_class
-        dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        dataset.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
-        dataset.SeriesInstanceUID = series_uid
-        dataset.Modality = modality
-        dataset.SeriesDescription = f"{prefix} series"
-        dataset.PatientID = "PHANTOM"
-        dataset.InstanceNumber = k + 1
-        dataset.ImagePositionPatient = [f"{value:.6f}" for value in position_lps]
-        dataset.ImageOrientationPatient = [f"{value:.8f}" for value in (*row_lps, *column_lps)]
-        dataset.PixelSpacing = [pixel_spacing_ij[1], pixel_spacing_ij[0]]
-        dataset.SliceThickness = slice_step_mm
-        dataset.Rows, dataset.Columns = ROWS, COLUMNS
-        dataset.SamplesPerPixel = 1
-        dataset.PhotometricInterpretation = "MONOCHROME2"
-        dataset.BitsAllocated = dataset.BitsStored = 16
-        dataset.HighBit = 15
-        dataset.PixelRepresentation = 0
-        dataset.RescaleSlope = 1
-        dataset.RescaleIntercept = -1024
-        dataset.PixelData = (hu + 1024).astype(np.uint16).tobytes()
-        dataset.save_as(path, enforce_file_format=True)
+        save_slice(
+            path,
+            hu,
+            position_lps=position_lps,
+            row_lps=row_lps,
+            column_lps=column_lps,
+            pixel_spacing_ij=pixel_spacing_ij,
+            slice_thickness=slice_step_mm,
+            series_uid=series_uid,
+            instance=k + 1,
+            modality=modality,
+            description=f"{prefix} series",
+        )
     k, j, i = HOT_VOXEL_KJI
     return (
         np.array(origin_lps)

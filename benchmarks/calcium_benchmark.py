@@ -7,6 +7,7 @@ Contenders, each in a fresh process on the same uncompressed NRRD of the bundled
 - slicer: Slicer's own path on slicer-core: threshold mask → segmentation → closed surface →
   ExportSegmentsClosedSurfaceRepresentationToFiles (STL), no scoring;
 - floor: five plain numpy copies of the volume (the memory-bound job's floor).
+Peak memory is counted above each process's footprint once its libraries are imported.
 Usage: python benchmarks/calcium_benchmark.py [--sizes 64x3.0 300x0.5] [--repeats 3]
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -76,6 +76,7 @@ def run_slicer(nrrd: Path, out: Path) -> None:
     app = SlicerApp()
     scene = app.scene
     started = time.perf_counter()  # the app's start-up is not part of the job
+    print(json.dumps({"startup_rss_mib": _memory_mib("VmRSS")}))
     image = sitk.ReadImage(str(nrrd))
     mask = (sitk.GetArrayViewFromImage(image) >= 130).astype("uint8")
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
@@ -115,18 +116,26 @@ def import_libraries() -> None:
     import LesionDetectLib.volume_io  # noqa: F401
 
 
+def _memory_mib(field: str) -> float:
+    """VmRSS or VmHWM (peak) of this process from /proc (the peak resets at exec, unlike ru_maxrss)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def measure_one(contender: str, nrrd: Path) -> dict:
-    """Run one contender in this (fresh) process; print its wall time and peak RSS."""
+    """Run one contender in this (fresh) process; print its wall time and its peak memory above start-up."""
     from LesionDetectLib.heap import keep_freed_memory
 
     keep_freed_memory()
     import_libraries()
+    baseline_mib = _memory_mib("VmRSS")
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         globals()[f"run_{contender}"](nrrd, Path(out))
         seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "peak_mib": peak_mib}
+    return {"seconds": seconds, "peak_mib": _memory_mib("VmHWM"), "baseline_mib": baseline_mib}
 
 
 def spawn(contender: str, nrrd: Path) -> dict:
@@ -138,6 +147,8 @@ def spawn(contender: str, nrrd: Path) -> dict:
     inner = [line["excluding_startup_s"] for line in lines if "excluding_startup_s" in line]
     if inner:
         measured["seconds"] = inner[0]
+    startup = [line["startup_rss_mib"] for line in lines if "startup_rss_mib" in line]
+    measured["peak_mib"] -= startup[0] if startup else measured["baseline_mib"]
     return measured
 
 
@@ -154,7 +165,7 @@ def main() -> None:
     from LesionDetectLib.volume_io import write_nrrd
 
     print("Calcium run on the bundled phantom (512×512 slices), fastest of", args.repeats, "runs per contender")
-    print(f"{'phantom':>14} {'contender':>13} {'time s':>8} {'peak MiB':>9} {'ours faster ×':>14} {'peak ratio':>11}")
+    print(f"{'phantom':>14} {'contender':>13} {'time s':>8} {'+peak MiB':>9} {'ours faster ×':>14} {'peak ratio':>11}")
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
             slices, slice_mm = size.split("x")

@@ -25,7 +25,7 @@ REQUIRED_PACKAGES: dict[str, str] = {
 }
 
 TORCH_IMPORT_NAME = "torch"
-TORCH_REQUIREMENT = ">=2.4"  # a range: the PyTorch extension picks the build for the installed driver
+TORCH_REQUIREMENT = ">=2.2,<2.15"  # as in pyproject; the PyTorch extension picks the build for the driver
 
 # Slicer provides its own MRML, VTK and Qt; pip-installing these into it would shadow and break them.
 NEVER_PIP_INSTALL: tuple[str, ...] = ("slicer-core", "slicer-layer-dm", "vtk", "trame-slicer")

@@ -9,6 +9,7 @@ import numpy as np
 
 from .colors import color_for_label
 from .findings import Findings
+from .lesion_text import lesion_description
 
 MARKUPS_SCHEMA = (
     "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/"
@@ -51,16 +52,6 @@ def roi_markups(findings: Findings) -> dict:
             }
         )
     return {"@schema": MARKUPS_SCHEMA, "markups": markups}
-
-
-def lesion_description(lesion) -> str:
-    """One line a reader can act on: score and the main measurements."""
-    parts = [] if lesion.score is None else [f"score {lesion.score:.2f}"]
-    names = {"agatston": "Agatston %.1f", "volume_mm3": "volume %.1f mm³", "mass_mg": "mass %.1f mg", "peak_hu": "peak %.0f HU"}
-    parts += [fmt % lesion.measurements[key] for key, fmt in names.items() if key in lesion.measurements]
-    if lesion.measurements.get("artery"):
-        parts.append(lesion.measurements["artery"])
-    return ", ".join(parts)
 
 
 def write_roi_markups(findings: Findings, path: Path) -> None:

@@ -19,6 +19,7 @@ from scipy import ndimage
 from .colors import color_for_label
 from .errors import LesionDetectError
 from .findings import Findings, Lesion, Surface
+from .lesion_text import is_number, lesion_description, table_text
 from .meshes import polydata_from_surface, surface_from_polydata
 from .volume import Volume
 
@@ -32,15 +33,6 @@ HEATMAP_COLOR_NODE_ID = "vtkMRMLPETProceduralColorNodePET-Heat"
 HEATMAP_LOWER_THRESHOLD = 0.05
 
 # How the ROI description writes well-known measurements; other numbers are written as "key value".
-MEASUREMENT_FORMATS = {
-    "artery": "{}",
-    "agatston": "Agatston {:.1f}",
-    "volume_mm3": "volume {:.1f} mm³",
-    "mass_mg": "mass {:.1f} mg",
-    "peak_hu": "peak {:.0f} HU",
-}
-
-
 @dataclass
 class RunNodes:
     """The nodes one `show_findings` call created."""
@@ -112,7 +104,7 @@ def show_findings(scene, volume_node, findings: Findings) -> RunNodes:
     run = RunNodes(folder_item_id)
     run.roi_nodes = [_add_roi_node(scene, lesion, findings.volume.directions) for lesion in findings.lesions]
     for roi_node, lesion in zip(run.roi_nodes, findings.lesions):  # only now: resizing an ROI clears descriptions
-        roi_node.SetDescription(_lesion_description(lesion))
+        roi_node.SetDescription(lesion_description(lesion))
     run.table_node = _add_table_node(scene, findings)
     run.model_nodes = [_add_model_node(scene, lesion) for lesion in findings.lesions if lesion.surface is not None]
     if findings.heatmap is not None:
@@ -265,32 +257,6 @@ def _add_roi_node(scene, lesion: Lesion, directions_ras: np.ndarray):
     return roi_node
 
 
-def _lesion_description(lesion: Lesion) -> str:
-    """e.g. "score 0.93, LAD, Agatston 12.3, volume 25.1 mm³, peak 512 HU"."""
-    parts = [] if lesion.score is None else [f"score {lesion.score:.2f}"]
-    for key, value in lesion.measurements.items():
-        if value is None:
-            continue
-        if key in MEASUREMENT_FORMATS:
-            parts.append(MEASUREMENT_FORMATS[key].format(value))
-        elif _is_number(value):
-            parts.append(f"{key} {value:g}")
-        else:
-            parts.append(f"{key} {_table_text(value)}")
-    return ", ".join(parts)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
-def _table_text(value) -> str:
-    """Text cell: a pair of numbers reads "first–last" (e.g. a slice range), anything else str()."""
-    if isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2 and all(_is_number(v) for v in value):
-        return f"{value[0]:g}–{value[1]:g}"
-    return "" if value is None else str(value)
-
-
 def _add_table_node(scene, findings: Findings):
     """One row per lesion: id, label, score, artery, every measurement (union of keys), centre R/A/S."""
     table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{findings.detector} lesions")
@@ -318,7 +284,7 @@ def _add_table_node(scene, findings: Findings):
 def _column_array(name: str, values: list) -> vtk.vtkAbstractArray:
     """Integer, double (NaN where missing) or string column, whichever holds all `values`."""
     present = [value for value in values if value is not None]
-    if present and all(_is_number(value) for value in present):
+    if present and all(is_number(value) for value in present):
         if len(present) == len(values) and all(isinstance(value, (int, np.integer)) for value in present):
             array = vtk.vtkIntArray()
             for value in values:
@@ -330,7 +296,7 @@ def _column_array(name: str, values: list) -> vtk.vtkAbstractArray:
     else:
         array = vtk.vtkStringArray()
         for value in values:
-            array.InsertNextValue(_table_text(value))
+            array.InsertNextValue(table_text(value))
     array.SetName(name)
     return array
 

@@ -16,8 +16,8 @@ import numpy as np
 import vtkmodules.vtkRenderingFreeType  # noqa: F401  (registers the text renderer the labels need)
 from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonCore import vtkPoints
-from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
-from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D, vtkPolyDataNormals
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
 from vtkmodules.vtkIOImage import vtkPNGWriter
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
@@ -33,6 +33,7 @@ from .colors import color_for_label
 from .errors import LesionDetectError
 from .findings import Findings, Lesion, Surface
 from .meshes import polydata_from_surface
+from .surfaces import iso_surface_ijk
 
 OFFSCREEN_WINDOW_CLASSES = ("vtkEGLRenderWindow", "vtkOSOpenGLRenderWindow")
 BACKGROUND_TOP_RGB = (0.16, 0.18, 0.24)
@@ -148,22 +149,10 @@ def _bone_context_actor(findings: Findings) -> vtkActor:
     for lesion in findings.lesions:
         (i0, j0, k0), (i1, j1, k1) = np.asarray(lesion.box_ijk)
         coarse_kji[k0 : k1 + 1, j0 // stride : j1 // stride + 1, i0 // stride : i1 // stride + 1] = -1000.0
-    image = vtkImageData()
-    image.SetDimensions(coarse_kji.shape[2], coarse_kji.shape[1], coarse_kji.shape[0])
-    image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(coarse_kji.ravel(), deep=True))
-    iso_surface = vtkFlyingEdges3D()
-    iso_surface.SetInputData(image)
-    iso_surface.SetValue(0, CONTEXT_BONE_HU)
-    iso_surface.ComputeNormalsOff()
-    iso_surface.ComputeGradientsOff()
-    iso_surface.ComputeScalarsOff()
-    iso_surface.Update()
-    polydata = iso_surface.GetOutput()
-    if polydata.GetNumberOfPoints():
-        coarse_ijk_to_ras = volume.ijk_to_ras @ np.diag([stride, stride, 1.0, 1.0])
-        points_ijk = numpy_support.vtk_to_numpy(polydata.GetPoints().GetData()).astype(np.float64)
-        points_ras = points_ijk @ coarse_ijk_to_ras[:3, :3].T + coarse_ijk_to_ras[:3, 3]
-        polydata.GetPoints().SetData(numpy_support.numpy_to_vtk(points_ras, deep=True))
+    points_ijk, triangles = iso_surface_ijk(coarse_kji, CONTEXT_BONE_HU)
+    coarse_ijk_to_ras = volume.ijk_to_ras @ np.diag([stride, stride, 1.0, 1.0])
+    points_ras = points_ijk @ coarse_ijk_to_ras[:3, :3].T + coarse_ijk_to_ras[:3, 3]
+    polydata = polydata_from_surface(Surface(points_ras, triangles), normals=False)
     normals = vtkPolyDataNormals()
     normals.SetInputData(polydata)
     normals.SplittingOff()

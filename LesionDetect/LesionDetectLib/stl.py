@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import vtk
 
-from .errors import LesionDetectError
+from .errors import LesionDetectError, OutputExistsError
 from .findings import Surface
 from .meshes import polydata_from_surface, surface_from_polydata
 
@@ -35,7 +35,7 @@ def write_stl_files(
     targets += [(folder / LESION_FOLDER / f"{_file_stem(name)}.stl", surface) for name, surface in named_surfaces]
     existing = [str(path) for path, _ in targets if path.exists()]
     if existing and not overwrite:
-        raise LesionDetectError(f"Not overwriting existing STL files: {', '.join(existing[:3])}.")
+        raise OutputExistsError(f"Not overwriting existing STL files: {', '.join(existing[:3])}.")
     (folder / LESION_FOLDER).mkdir(parents=True, exist_ok=True)
     for path, surface in targets:
         write_stl(surface, path, coordinate_system)
