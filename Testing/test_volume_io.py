@@ -369,3 +369,14 @@ def test_unsupported_file_is_refused(tmp_path):
     path.write_bytes(b"%PDF-1.4\n")
     assert "neither a DICOM image nor a supported volume file" in refused(path)
 
+
+
+def test_raw_nrrd_is_used_in_place_read_only_and_a_truncated_one_is_refused(tmp_path):
+    volume = oblique_volume(ct_array())
+    write_nrrd(volume, tmp_path / "ct.nrrd")
+    read_back = read_volume(tmp_path / "ct.nrrd")
+    assert np.array_equal(read_back.array, volume.array) and not read_back.array.flags.writeable
+    assert np.allclose(read_back.ijk_to_ras, volume.ijk_to_ras)
+    data = (tmp_path / "ct.nrrd").read_bytes()
+    (tmp_path / "short.nrrd").write_bytes(data[:-100])
+    assert "shorter than its header says" in refused(tmp_path / "short.nrrd")

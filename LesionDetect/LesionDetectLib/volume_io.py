@@ -28,6 +28,7 @@ UNEVEN_SPACING_FRACTION = 0.01
 POSITION_PRECISION_MM = 0.011  # DICOM positions are often stored to 0.01 mm
 MAX_TILT_DEG = 0.5
 NRRD_SPATIAL_KINDS = {"domain", "space", "time"}
+NRRD_IN_PLACE_TYPES = {"short": "i2", "int16": "i2", "int16_t": "i2", "signed short": "i2", "float": "f4"}
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,16 @@ def _read_image_file(path: Path) -> Volume:
     """Read one NRRD, NIfTI or MetaImage file, refusing headers with zero or missing spacing."""
     lower_name = path.name.lower()
     header_problem = None
-    if lower_name.endswith((".nrrd", ".nhdr")):
-        header_problem = _nrrd_spacing_problem(path)
+    nrrd_header = _nrrd_header(path) if lower_name.endswith((".nrrd", ".nhdr")) else None
+    if nrrd_header:
+        header_problem = _nrrd_spacing_problem(nrrd_header[0])
     elif lower_name.endswith((".nii", ".nii.gz")):
         header_problem = _nifti_spacing_problem(path)
     if header_problem:
         raise LesionDetectError(f"'{path.name}' has {header_problem}; set the voxel spacing in the file header.")
     try:
+        if nrrd_header and _memory_mappable(nrrd_header[0]):
+            return _memory_mapped_nrrd(path, *nrrd_header)
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
         if "Zero-valued spacing" in str(error):
@@ -113,22 +117,58 @@ def _read_image_file(path: Path) -> Volume:
     return _volume_from_image(image, name, modality, path)
 
 
+def _memory_mappable(fields: dict) -> bool:
+    """Uncompressed int16/float32 data attached to the header: it can be used in place."""
+    return (
+        fields.get("encoding") == "raw"
+        and "data file" not in fields
+        and "datafile" not in fields
+        and NRRD_IN_PLACE_TYPES.get(fields.get("type", "")) is not None
+        and fields.get("dimension") == "3"
+    )
+
+
+def _memory_mapped_nrrd(path: Path, fields: dict, data_offset: int) -> Volume:
+    """A raw int16/float32 NRRD mapped read-only from disk (no copy); geometry from SimpleITK's header read."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    _check_greyscale_3d(reader.GetNumberOfComponents(), reader.GetDimension(), path)
+    byte_order = ">" if fields.get("endian") == "big" else "<"
+    try:
+        voxels = np.memmap(
+            path, byte_order + NRRD_IN_PLACE_TYPES[fields["type"]], mode="r", offset=data_offset, shape=reader.GetSize()[::-1]
+        )
+    except ValueError as error:
+        raise LesionDetectError(f"'{path}' is shorter than its header says ({error}); check that the file is complete.") from error
+    modality = reader.GetMetaData("modality") if reader.HasMetaDataKey("modality") else None
+    return Volume(voxels, _ijk_to_ras(reader), path.stem, modality)
+
+
 def _volume_from_image(image: sitk.Image, name: str, modality: str | None, source: Path) -> Volume:
     """Wrap a SimpleITK image (LPS geometry) as a `Volume` (RAS geometry, int16 or float32 array)."""
-    components = image.GetNumberOfComponentsPerPixel()
+    _check_greyscale_3d(image.GetNumberOfComponentsPerPixel(), image.GetDimension(), source)
+    return Volume(_compact_array(image), _ijk_to_ras(image), name, modality)
+
+
+def _check_greyscale_3d(components: int, dimension: int, source: Path) -> None:
     if components > 1:
         raise LesionDetectError(
             f"'{source}' has {components} values per voxel (a colour or vector image); "
             "the detectors need a greyscale volume such as a CT or MR scan."
         )
-    if image.GetDimension() != 3:
+    if dimension != 3:
         raise LesionDetectError(
-            f"'{source}' is a {image.GetDimension()}D image; the detectors need a 3D volume (a stack of slices)."
+            f"'{source}' is a {dimension}D image; the detectors need a 3D volume (a stack of slices)."
         )
+
+
+def _ijk_to_ras(image) -> np.ndarray:
+    """IJK→RAS from a SimpleITK image or header reader (origin, spacing, direction in LPS)."""
     ijk_to_lps = np.eye(4)
     ijk_to_lps[:3, :3] = np.reshape(image.GetDirection(), (3, 3)) * np.asarray(image.GetSpacing())
     ijk_to_lps[:3, 3] = image.GetOrigin()
-    return Volume(_compact_array(image), LPS_TO_RAS @ ijk_to_lps, name, modality)
+    return LPS_TO_RAS @ ijk_to_lps
 
 
 def _compact_array(image: sitk.Image) -> np.ndarray:
@@ -142,8 +182,8 @@ def _compact_array(image: sitk.Image) -> np.ndarray:
     return voxels.astype(np.float32)
 
 
-def _nrrd_spacing_problem(path: Path) -> str | None:
-    """Describe zero, non-finite or missing spacing of a spatial axis in a NRRD header, or None."""
+def _nrrd_header(path: Path) -> tuple[dict, int] | None:
+    """The fields of a NRRD header and the byte offset where attached data starts, or None if not NRRD."""
     fields = {}
     with open(path, "rb") as header:
         if not header.readline().startswith(b"NRRD"):
@@ -155,6 +195,11 @@ def _nrrd_spacing_problem(path: Path) -> str | None:
             key, separator, value = line.partition(": ")
             if separator and not line.startswith("#"):
                 fields[key.strip()] = value.strip()
+        return fields, header.tell()
+
+
+def _nrrd_spacing_problem(fields: dict) -> str | None:
+    """Describe zero, non-finite or missing spacing of a spatial axis in NRRD header fields, or None."""
     kinds = fields.get("kinds", "").split()
     if "space directions" in fields:
         vectors = re.findall(r"\(([^)]*)\)|none", fields["space directions"])
