@@ -216,3 +216,29 @@ def test_sample_command_writes_the_bundled_sample(tmp_path):
     image = sitk.ReadImage(str(tmp_path / "sample.nrrd"))
     assert image.GetSize() == (512, 512, 8)
     assert main(["sample", str(tmp_path / "sample.nrrd"), "--slices", "8"]) == 2
+
+
+def test_a_slicer_roi_file_restricts_the_count_like_the_roi_node(small_ct, tmp_path, mrml_scene):
+    from LesionDetectLib.regions import roi_mask_from_markups_file
+    from LesionDetectLib.scene import region_mask_from_node
+    from LesionDetectLib.scenarios import add_volume_node
+
+    folder, volume = small_ct
+    full = tmp_path / "full"
+    assert main(["calcium", str(folder / "ct.nrrd"), "-o", str(full), "--progress", "none", "--no-snapshot"]) == 0
+    first = json.loads((full / "report.json").read_text())["lesions"][0]
+    roi = mrml_scene.AddNewNodeByClass("vtkMRMLMarkupsROINode")
+    roi.SetCenter(*first["center_ras"])
+    roi.SetSize(*(np.array(first["size_mm"]) + 4.0))
+    storage = roi.CreateDefaultStorageNode()
+    mrml_scene.AddNode(storage)
+    storage.SetFileName(str(tmp_path / "heart.mrk.json"))
+    assert storage.WriteData(roi)
+    node_mask = region_mask_from_node(roi, add_volume_node(mrml_scene, volume))
+    assert np.array_equal(roi_mask_from_markups_file(tmp_path / "heart.mrk.json", volume), node_mask)
+    out = tmp_path / "roi"
+    args = ["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--region", str(tmp_path / "heart.mrk.json")]
+    assert main(args + ["--progress", "none", "--no-snapshot"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["scope"] == "region"
+    assert [lesion["center_ras"] for lesion in report["lesions"]] == [first["center_ras"]]

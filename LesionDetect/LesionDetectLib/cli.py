@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("input", nargs="?", help="DICOM series folder, .nrrd, .nii or .nii.gz")
     source.add_argument("--sample", action="store_true", help="run on the bundled synthetic cardiac CT")
     calcium.add_argument("-o", "--output", required=True, help="result folder (created; refused if it holds results)")
-    calcium.add_argument("--region", help="heart/coronary region: label map on the input's grid (.nrrd/.nii.gz)")
+    calcium.add_argument(
+        "--region", help="heart/coronary region: label map on the input's grid (.nrrd/.nii.gz) or a box ROI (.mrk.json)"
+    )
     calcium.add_argument("--method", choices=DETECTORS["calcium"].methods, default=DETECTORS["calcium"].default_method)
     calcium.add_argument("--threshold-hu", type=float, default=130.0, help="calcium threshold (default 130 HU)")
     calcium.add_argument("--mass-calibration", type=float, default=1.0, help="c_HA in mg/cm³ per HU (default 1.0)")
@@ -140,7 +142,11 @@ def _read_inputs(args, progress: Progress):
     else:
         volume = read_volume(args.input, series_uid=args.series_uid)
     region = None
-    if args.region:
+    if args.region and args.region.lower().endswith(".json"):
+        from .regions import roi_mask_from_markups_file
+
+        region = roi_mask_from_markups_file(args.region, volume) > 0
+    elif args.region:
         region_volume = read_volume(args.region)
         if region_volume.array.shape != volume.array.shape:
             raise LesionDetectError(

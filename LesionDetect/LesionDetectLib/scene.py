@@ -21,6 +21,7 @@ from .errors import LesionDetectError
 from .findings import Findings, Lesion, Surface
 from .lesion_text import is_number, lesion_description, table_text
 from .meshes import polydata_from_surface, surface_from_polydata
+from .regions import box_mask
 from .volume import Volume
 
 DETECTOR_ATTRIBUTE = "LesionDetect.Detector"
@@ -408,25 +409,9 @@ def _node_ids(scene) -> set[str]:
 
 
 def _mask_from_roi(roi_node, volume_node) -> np.ndarray:
-    """Voxels whose centres lie inside the (possibly rotated) ROI box, evaluated slice by slice."""
+    """Voxels whose centres lie inside the (possibly rotated) ROI box."""
     object_to_world = slicer.util.arrayFromVTKMatrix(roi_node.GetObjectToWorldMatrix())
     half_size = np.asarray(roi_node.GetSize(), dtype=float) / 2
     ijk_to_object = np.linalg.inv(object_to_world) @ ijk_to_world_matrix(volume_node)
-    shape_ijk = np.array(volume_node.GetImageData().GetDimensions())
-    mask = np.zeros(tuple(shape_ijk[::-1]), dtype=np.uint8)
-    corners_object = np.array([[sx, sy, sz, 1.0] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
-    corners_object[:, :3] *= half_size
-    corners_ijk = (np.linalg.inv(ijk_to_object) @ corners_object.T).T[:, :3]
-    low = np.clip(np.floor(corners_ijk.min(axis=0)).astype(int), 0, shape_ijk - 1)
-    high = np.clip(np.ceil(corners_ijk.max(axis=0)).astype(int), 0, shape_ijk - 1)
-    i = np.arange(low[0], high[0] + 1)[None, :]
-    j = np.arange(low[1], high[1] + 1)[:, None]
-    tolerance = 1e-6
-    for k in range(low[2], high[2] + 1):
-        inside = np.ones((j.shape[0], i.shape[1]), dtype=bool)
-        for axis in range(3):
-            row = ijk_to_object[axis]
-            coordinate = row[0] * i + row[1] * j + (row[2] * k + row[3])
-            inside &= np.abs(coordinate) <= half_size[axis] + tolerance
-        mask[k, low[1] : high[1] + 1, low[0] : high[0] + 1] = inside
-    return mask
+    shape_ijk = volume_node.GetImageData().GetDimensions()
+    return box_mask(tuple(shape_ijk[::-1]), ijk_to_object, half_size)
