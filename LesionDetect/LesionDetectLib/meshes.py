@@ -49,3 +49,14 @@ def surface_from_polydata(polydata: vtk.vtkPolyData) -> Surface:
         triangulate.Update()
         return surface_from_polydata(triangulate.GetOutput())
     return Surface(points_ras, connectivity.reshape(-1, 3).astype(np.int64))
+
+
+def merge_surfaces(surfaces: list[Surface]) -> Surface:
+    """One surface holding all of `surfaces`, points in order, triangles re-indexed."""
+    if not surfaces:
+        return Surface(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+    first_points = np.cumsum([0] + [len(surface.points_ras) for surface in surfaces[:-1]])
+    return Surface(
+        np.concatenate([surface.points_ras for surface in surfaces]),
+        np.concatenate([surface.triangles + first for surface, first in zip(surfaces, first_points)]),
+    )

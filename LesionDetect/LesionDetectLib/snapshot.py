@@ -17,7 +17,6 @@ import vtkmodules.vtkRenderingFreeType  # noqa: F401  (registers the text render
 from vtkmodules.util import numpy_support
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
-from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
 from vtkmodules.vtkIOImage import vtkPNGWriter
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
@@ -32,7 +31,7 @@ from vtkmodules.vtkRenderingCore import (
 from .colors import color_for_label
 from .errors import LesionDetectError
 from .findings import Findings, Lesion, Surface
-from .meshes import polydata_from_surface
+from .meshes import merge_surfaces, polydata_from_surface
 from .surfaces import iso_surface_ijk
 
 OFFSCREEN_WINDOW_CLASSES = ("vtkEGLRenderWindow", "vtkOSOpenGLRenderWindow")
@@ -152,12 +151,8 @@ def _bone_context_actor(findings: Findings) -> vtkActor:
     points_ijk, triangles = iso_surface_ijk(coarse_kji, CONTEXT_BONE_HU)
     coarse_ijk_to_ras = volume.ijk_to_ras @ np.diag([stride, stride, 1.0, 1.0])
     points_ras = points_ijk @ coarse_ijk_to_ras[:3, :3].T + coarse_ijk_to_ras[:3, 3]
-    polydata = polydata_from_surface(Surface(points_ras, triangles), normals=False)
-    normals = vtkPolyDataNormals()
-    normals.SetInputData(polydata)
-    normals.SplittingOff()
     mapper = vtkPolyDataMapper()
-    mapper.SetInputConnection(normals.GetOutputPort())
+    mapper.SetInputData(polydata_from_surface(Surface(points_ras, triangles)))
     mapper.ScalarVisibilityOff()
     actor = vtkActor()
     actor.SetMapper(mapper)
@@ -204,22 +199,16 @@ def _surfaces_actor(lesions: list[Lesion]) -> vtkActor | None:
     with_surface = [lesion for lesion in lesions if lesion.surface is not None and len(lesion.surface.triangles)]
     if not with_surface:
         return None
-    points, triangles, colors, first_point = [], [], [], 0
-    for lesion in with_surface:
-        points.append(np.asarray(lesion.surface.points_ras, dtype=float))
-        triangles.append(np.asarray(lesion.surface.triangles, dtype=np.int64) + first_point)
-        colors.append(np.tile(np.round(np.asarray(color_for_label(lesion.label)) * 255), (len(points[-1]), 1)))
-        first_point += len(points[-1])
-    polydata = polydata_from_surface(Surface(np.concatenate(points), np.concatenate(triangles)))
+    polydata = polydata_from_surface(merge_surfaces([lesion.surface for lesion in with_surface]))
+    colors = [
+        np.tile(np.round(np.asarray(color_for_label(lesion.label)) * 255), (len(lesion.surface.points_ras), 1))
+        for lesion in with_surface
+    ]
     point_colors = numpy_support.numpy_to_vtk(np.concatenate(colors).astype(np.uint8), deep=True)
     point_colors.SetName("colors")
     polydata.GetPointData().SetScalars(point_colors)
-    normals = vtkPolyDataNormals()
-    normals.SetInputData(polydata)
-    normals.SplittingOff()
-    normals.ConsistencyOff()
     mapper = vtkPolyDataMapper()
-    mapper.SetInputConnection(normals.GetOutputPort())
+    mapper.SetInputData(polydata)
     mapper.SetColorModeToDirectScalars()
     actor = vtkActor()
     actor.SetMapper(mapper)

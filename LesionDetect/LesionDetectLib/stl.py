@@ -13,7 +13,7 @@ import vtk
 
 from .errors import LesionDetectError, OutputExistsError
 from .findings import Surface
-from .meshes import polydata_from_surface, surface_from_polydata
+from .meshes import merge_surfaces, polydata_from_surface, surface_from_polydata
 
 COORDINATE_SYSTEMS = ("LPS", "RAS")
 LESION_FOLDER = "lesions"
@@ -31,7 +31,7 @@ def write_stl_files(
     if coordinate_system not in COORDINATE_SYSTEMS:
         raise LesionDetectError(f"STL coordinate system must be LPS or RAS, not '{coordinate_system}'.")
     folder = Path(folder)
-    targets = [(folder / combined_name, _merged(surface for _, surface in named_surfaces))]
+    targets = [(folder / combined_name, merge_surfaces([surface for _, surface in named_surfaces]))]
     targets += [(folder / LESION_FOLDER / f"{_file_stem(name)}.stl", surface) for name, surface in named_surfaces]
     existing = [str(path) for path, _ in targets if path.exists()]
     if existing and not overwrite:
@@ -65,17 +65,6 @@ def read_stl(path: Path) -> tuple[Surface, str]:
     if coordinate_system == "LPS":
         surface = Surface(surface.points_ras * np.array([-1.0, -1.0, 1.0]), surface.triangles)
     return surface, coordinate_system
-
-
-def _merged(surfaces) -> Surface:
-    points, triangles, offset = [], [], 0
-    for surface in surfaces:
-        points.append(surface.points_ras)
-        triangles.append(surface.triangles + offset)
-        offset += len(surface.points_ras)
-    if not points:
-        return Surface(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
-    return Surface(np.concatenate(points), np.concatenate(triangles))
 
 
 def _file_stem(name: str) -> str:
