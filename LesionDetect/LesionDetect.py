@@ -74,7 +74,7 @@ class LesionDetectParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     regionNode: Optional[Union[vtkMRMLLabelMapVolumeNode, vtkMRMLSegmentationNode, vtkMRMLMarkupsROINode]]
     detector: str = "calcium"
-    method: str = "classical"
+    method: str = ""  # empty: the detector's default (deep when its weights are installed)
     device: Annotated[str, Choice(DEVICES)] = "auto"
     stlCoordinateSystem: Annotated[str, Choice(STL_COORDINATE_SYSTEMS)] = "LPS"
     outputFolder: Path
@@ -176,6 +176,8 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         methodIndex = self.ui.methodSelector.findData(self._parameterNode.method)
         self.ui.methodSelector.currentIndex = max(methodIndex, 0)
         self.ui.methodSelector.blockSignals(wasBlocked)
+        if methodIndex < 0:
+            self._parameterNode.method = methods[0]
 
     def _updateButtons(self):
         running = self._run is not None

@@ -1,11 +1,13 @@
-"""Put the core package `LesionDetectLib` on the import path; share one real slicer-core scene."""
+"""Put `LesionDetectLib` and the `training/` modules on the import path; share one real slicer-core scene."""
 
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "LesionDetect"))
+sys.path.insert(0, str(REPO / "training"))
 
 
 @pytest.fixture(scope="session")

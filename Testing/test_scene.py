@@ -19,6 +19,7 @@ from LesionDetectLib.scene import (
     SUMMARY_ATTRIBUTE,
     region_mask_from_node,
     remove_run,
+    show_heatmap_in_3d,
     show_findings,
     show_heatmap_in_slice_views,
     surfaces_from_run,
@@ -379,3 +380,21 @@ def test_empty_segmentation_and_unknown_nodes_are_refused(scene):
         region_mask_from_node(scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "empty"), node)
     with pytest.raises(LesionDetectError, match="cannot be used as a region"):
         region_mask_from_node(scene.AddNewNodeByClass("vtkMRMLTableNode", "a table"), node)
+
+
+def test_heatmap_in_3d_is_volume_rendered_and_leaves_with_its_run(scene):
+    node = add_volume(scene)
+    findings = make_findings(node)
+    findings.heatmap = np.rint(np.clip(findings.heatmap, 0, 1) * 100).astype(np.uint8)  # percent, as detectors write
+    heatmap_node = show_findings(scene, node, findings).heatmap_node
+    np.testing.assert_allclose(slicer.util.arrayFromVolume(heatmap_node), findings.heatmap / 100.0, atol=1e-6)
+    logic = slicer.vtkSlicerVolumeRenderingLogic()
+    logic.SetMRMLScene(scene)
+    display_node = show_heatmap_in_3d(scene, heatmap_node, logic, lowest=0.3)
+    assert display_node.GetVisibility() and display_node.GetVolumeNode() is heatmap_node
+    volume_property = display_node.GetVolumePropertyNode().GetVolumeProperty()
+    opacity = volume_property.GetScalarOpacity()
+    assert opacity.GetValue(0.2) == 0.0 and opacity.GetValue(0.9) > 0.3
+    assert remove_run(scene, node, "calcium") > 0
+    assert scene.GetNodesByClass("vtkMRMLVolumePropertyNode").GetNumberOfItems() == 0
+    assert scene.GetNodesByClass("vtkMRMLVolumeRenderingDisplayNode").GetNumberOfItems() == 0

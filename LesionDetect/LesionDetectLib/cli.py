@@ -37,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     calcium.add_argument(
         "--region", help="heart/coronary region: label map on the input's grid (.nrrd/.nii.gz) or a box ROI (.mrk.json)"
     )
-    calcium.add_argument("--method", choices=DETECTORS["calcium"].methods, default=DETECTORS["calcium"].default_method)
+    calcium.add_argument(
+        "--method",
+        choices=DETECTORS["calcium"].methods,
+        default=DETECTORS["calcium"].default_method,
+        help="deep (ACF + SSD, coronary only; the default when its weights are installed) or classical (threshold)",
+    )
+    calcium.add_argument("--weights", help="deep model manifest (calcium_deep.json) instead of the shipped one")
     calcium.add_argument("--threshold-hu", type=float, default=130.0, help="calcium threshold (default 130 HU)")
     calcium.add_argument("--mass-calibration", type=float, default=1.0, help="c_HA in mg/cm³ per HU (default 1.0)")
     calcium.add_argument("--series-uid", help="which DICOM series to read when the folder holds several")
@@ -110,10 +116,17 @@ def _run_calcium(args, staging: Path, progress: Progress) -> dict:
     started = time.perf_counter()
     volume, region = _read_inputs(args, progress)
     read_s = time.perf_counter() - started
-    device, message = resolve_device(args.device, needs_torch=False)
+    device, message = resolve_device(args.device, needs_torch=args.method == "deep")
     progress.event("log", message=message)
     params = CalciumParams(threshold_hu=args.threshold_hu, mass_calibration=args.mass_calibration, region=region)
-    findings = detect_calcium(volume, params, progress)
+    if args.method == "deep":
+        from .calcium_model import DEFAULT_MANIFEST, load_calcium_model
+        from .detectors.calcium_deep import detect_calcium_deep
+
+        model = load_calcium_model(Path(args.weights) if args.weights else DEFAULT_MANIFEST)
+        findings = detect_calcium_deep(volume, model, params, device, progress)
+    else:
+        findings = detect_calcium(volume, params, progress)
     findings.device = device
     findings.timings["read_s"] = read_s
     progress("write", 0.92, "Writing results")

@@ -87,14 +87,19 @@ def start_detection(
 
 
 def import_results(scene, output_dir, volume_node) -> Findings:
-    """Show a result folder's findings next to `volume_node` (heatmap in the slice views); return them."""
+    """Show a result folder's findings next to `volume_node` (heatmap in slice views and 3D); return them."""
     from .results import load_results
-    from .scene import show_findings, show_heatmap_in_slice_views
+    from .scene import show_findings, show_heatmap_in_3d, show_heatmap_in_slice_views
 
     findings = load_results(output_dir)
     run_nodes = show_findings(scene, volume_node, findings)
     if run_nodes.heatmap_node is not None:
         show_heatmap_in_slice_views(scene, run_nodes.heatmap_node)
+        import slicer
+
+        volume_rendering = getattr(getattr(slicer, "modules", None), "volumerendering", None)  # the app's module
+        if volume_rendering is not None:
+            show_heatmap_in_3d(scene, run_nodes.heatmap_node, volume_rendering.logic())
     return findings
 
 

@@ -58,5 +58,6 @@ class Findings:
     model_version: str | None = None
     weights_sha256: str | None = None
     device: str = "cpu"
-    heatmap: np.ndarray | None = None  # same (k, j, i) grid as the input
+    heatmap: np.ndarray | None = None  # same (k, j, i) grid as the input: uint8 percent, or float 0…1
+    region: np.ndarray | None = None  # uint8 (k, j, i) mask of where the detector looked, when it limits itself
     timings: dict = field(default_factory=dict)

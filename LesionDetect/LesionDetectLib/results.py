@@ -39,6 +39,11 @@ def write_results(findings: Findings, folder: Path, stl_coordinate_system: str =
 
         write_nrrd(Volume(findings.heatmap, findings.volume.ijk_to_ras, "heatmap"), folder / "heatmap.nrrd")
         outputs["heatmap"] = "heatmap.nrrd"
+    if findings.region is not None:
+        from .volume_io import write_nrrd
+
+        write_nrrd(Volume(findings.region, findings.volume.ijk_to_ras, "region"), folder / "region.nrrd")
+        outputs["region"] = "region.nrrd"
     report = report_from_findings(findings, outputs, lesion_files)
     write_roi_markups(findings, folder / "boxes.mrk.json")
     write_lesions_csv(report, folder / "lesions.csv")
@@ -76,11 +81,12 @@ def load_results(folder) -> Findings:
                 surface=surface,
             )
         )
-    heatmap = None
-    if report["outputs"].get("heatmap"):
-        from .volume_io import read_volume
+    from .volume_io import read_volume
 
-        heatmap = read_volume(folder / report["outputs"]["heatmap"]).array
+    heatmap, region = (
+        read_volume(folder / report["outputs"][name]).array if report["outputs"].get(name) else None
+        for name in ("heatmap", "region")
+    )
     return Findings(
         detector=report["detector"],
         method=report["method"],
@@ -91,5 +97,6 @@ def load_results(folder) -> Findings:
         weights_sha256=report["model"]["weights_sha256"],
         device=report["device"],
         heatmap=heatmap,
+        region=region,
         timings=report["timings"],
     )

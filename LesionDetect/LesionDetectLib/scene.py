@@ -150,6 +150,33 @@ def show_heatmap_in_slice_views(scene, heatmap_node, opacity: float = 0.5) -> in
     return composite_nodes.GetNumberOfItems()
 
 
+def heatmap_fraction(heatmap: np.ndarray) -> np.ndarray:
+    """A heatmap as float32 0…1: uint8 heatmaps hold percent."""
+    heatmap = np.asarray(heatmap)
+    if heatmap.dtype == np.uint8:
+        return heatmap.astype(np.float32) / 100.0
+    return np.clip(heatmap, 0.0, 1.0).astype(np.float32)
+
+
+def show_heatmap_in_3d(scene, heatmap_node, volume_rendering_logic, lowest: float = 0.3):
+    """Volume-render the heatmap: clear below `lowest`, then yellow to red and more opaque towards 1."""
+    display_node = volume_rendering_logic.CreateDefaultVolumeRenderingNodes(heatmap_node)
+    property_node = display_node.GetVolumePropertyNode()
+    for attribute in (DETECTOR_ATTRIBUTE, INPUT_VOLUME_ATTRIBUTE):
+        property_node.SetAttribute(attribute, heatmap_node.GetAttribute(attribute) or "")
+    opacity = vtk.vtkPiecewiseFunction()
+    for value, alpha in ((0.0, 0.0), (lowest - 1e-3, 0.0), (lowest, 0.05), (1.0, 0.6)):
+        opacity.AddPoint(value, alpha)
+    colors = vtk.vtkColorTransferFunction()
+    colors.AddRGBPoint(lowest, 1.0, 0.9, 0.0)
+    colors.AddRGBPoint(1.0, 1.0, 0.0, 0.0)
+    volume_property = property_node.GetVolumeProperty()
+    volume_property.SetScalarOpacity(opacity)
+    volume_property.SetColor(colors)
+    display_node.SetVisibility(True)
+    return display_node
+
+
 def region_mask_from_node(node, volume_node) -> np.ndarray:
     """uint8 (k, j, i) mask on the volume's grid from a labelmap, segmentation or markups ROI node."""
     if node is None:
@@ -335,7 +362,7 @@ def _add_heatmap_node(scene, volume_node, findings: Findings):
     heatmap = np.asarray(findings.heatmap)
     heatmap_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{findings.detector} heatmap")
     heatmap_node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijk_to_world_matrix(volume_node)))
-    slicer.util.updateVolumeFromArray(heatmap_node, np.clip(heatmap, 0.0, 1.0).astype(np.float32))
+    slicer.util.updateVolumeFromArray(heatmap_node, heatmap_fraction(heatmap))
     heatmap_node.CreateDefaultDisplayNodes()
     display_node = heatmap_node.GetDisplayNode()
     if scene.GetNodeByID(HEATMAP_COLOR_NODE_ID) is not None:

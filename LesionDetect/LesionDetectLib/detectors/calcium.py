@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..agatston import AGATSTON_THRESHOLD_HU, agatston_category, cac_drs, score_lesion
-from ..calcium_candidates import BoneRules, find_candidates
+from ..calcium_candidates import BoneRules, Candidates, Component, find_candidates
+from ..calcium_labels import ARTERIES
 from ..errors import LesionDetectError
 from ..findings import Findings, Lesion
 from ..surfaces import lesion_surface
@@ -77,15 +78,38 @@ def detect_calcium(volume: Volume, params: CalciumParams | None = None, progress
             f"The heart region mask has shape {params.region.shape}, the volume {volume.array.shape}: "
             "give a mask on the same voxel grid."
         )
-    report("candidates", 0.05, "Labelling voxels ≥ %g HU" % params.threshold_hu)
+    report("candidates", 0.05, f"Labelling voxels ≥ {params.threshold_hu:g} HU")
     candidates = find_candidates(volume, params.threshold_hu, params.bone)
     timings["candidates_s"] = time.perf_counter() - started
+    stage_started = time.perf_counter()
+    labelled = [(component, None, None) for component in candidates.kept]
+    lesions = score_components(volume, candidates, labelled, params, lambda f, m: report("score", 0.1 + 0.8 * f, m))
+    timings["scores_and_surfaces_s"] = time.perf_counter() - stage_started
+    timings["total_s"] = time.perf_counter() - started
+    scope, note = ("region", SCOPE_REGION) if params.region is not None else ("whole_field_of_view", SCOPE_WHOLE_FIELD)
+    return Findings(
+        detector="calcium",
+        method="classical",
+        volume=volume,
+        lesions=lesions,
+        summary=calcium_summary(lesions, candidates.excluded, voxel_volume_mm3(volume), params, scope, note),
+        timings=timings,
+    )
+
+
+def score_components(
+    volume: Volume,
+    candidates: Candidates,
+    labelled: list[tuple[Component, float | None, str | None]],
+    params: CalciumParams,
+    progress: Callable[[float, str], None],
+) -> list[Lesion]:
+    """Scores and surfaces of (component, detector score, artery) triples, inside the region if one is given."""
     spacing = volume.spacing
     slice_thickness = params.slice_thickness_mm or float(spacing[2])
-    voxel_volume = float(abs(np.linalg.det(volume.ijk_to_ras[:3, :3])))
+    voxel_volume = voxel_volume_mm3(volume)
     lesions = []
-    stage_started = time.perf_counter()
-    for index, component in enumerate(candidates.kept):
+    for index, (component, score, artery) in enumerate(labelled):
         lo, hi = component.box_ijk
         crop = (slice(lo[2], hi[2] + 1), slice(lo[1], hi[1] + 1), slice(lo[0], hi[0] + 1))
         lesion_crop = candidates.labels[crop] == component.label
@@ -108,28 +132,25 @@ def detect_calcium(volume: Volume, params: CalciumParams | None = None, progress
             len(lesions) + 1,
             "calcium",
             box_ijk,
+            score=score,
             measurements={
                 "agatston": scores.agatston,
                 "volume_mm3": scores.volume_mm3,
                 "mass_mg": scores.mass_mg,
                 "peak_hu": scores.peak_hu,
                 "slices": [scores.first_slice, scores.last_slice],
+                **({"artery": artery} if artery else {}),
             },
         )
         if params.surfaces:
             lesion.surface = lesion_surface(volume, box_ijk, qualifying_mask, params.threshold_hu)
         lesions.append(lesion)
-        report("score", 0.1 + 0.8 * (index + 1) / max(1, len(candidates.kept)), f"Lesion {len(lesions)}")
-    timings["scores_and_surfaces_s"] = time.perf_counter() - stage_started
-    timings["total_s"] = time.perf_counter() - started
-    return Findings(
-        detector="calcium",
-        method="classical",
-        volume=volume,
-        lesions=lesions,
-        summary=_summary(lesions, candidates, params, voxel_volume),
-        timings=timings,
-    )
+        progress((index + 1) / max(1, len(labelled)), f"Lesion {len(lesions)}")
+    return lesions
+
+
+def voxel_volume_mm3(volume: Volume) -> float:
+    return float(abs(np.linalg.det(volume.ijk_to_ras[:3, :3])))
 
 
 def _tighten(lo_ijk: np.ndarray, mask_kji: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,17 +162,23 @@ def _tighten(lo_ijk: np.ndarray, mask_kji: np.ndarray) -> tuple[np.ndarray, np.n
     return box_ijk, mask_kji[first[0] : last[0] + 1, first[1] : last[1] + 1, first[2] : last[2] + 1]
 
 
-def _summary(lesions, candidates, params: CalciumParams, voxel_volume: float) -> dict:
+def calcium_summary(lesions, excluded, voxel_volume: float, params: CalciumParams, scope: str, scope_note: str) -> dict:
+    """Totals, category and what was left out (with why) — the calcium report's `summary`."""
     total = float(sum(lesion.measurements["agatston"] for lesion in lesions))
+    per_artery = {}
+    for lesion in lesions:
+        if lesion.measurements.get("artery") in ARTERIES:
+            artery = lesion.measurements["artery"]
+            per_artery[artery] = per_artery.get(artery, 0.0) + lesion.measurements["agatston"]
     return {
         "agatston_total": total,
         "volume_mm3_total": float(sum(lesion.measurements["volume_mm3"] for lesion in lesions)),
         "mass_mg_total": float(sum(lesion.measurements["mass_mg"] for lesion in lesions)),
         "category": agatston_category(total),
         "cac_drs": cac_drs(total),
-        "per_artery": None,
-        "scope": "region" if params.region is not None else "whole_field_of_view",
-        "scope_note": SCOPE_REGION if params.region is not None else SCOPE_WHOLE_FIELD,
+        "per_artery": per_artery or None,
+        "scope": scope,
+        "scope_note": scope_note,
         "threshold_hu": params.threshold_hu,
         "mass_calibration_mg_per_cm3_per_hu": params.mass_calibration,
         "excluded": [
@@ -160,6 +187,6 @@ def _summary(lesions, candidates, params: CalciumParams, voxel_volume: float) ->
                 "volume_mm3": component.voxel_count * voxel_volume,
                 "reason": reason,
             }
-            for component, reason in candidates.excluded
+            for component, reason in excluded
         ],
     }

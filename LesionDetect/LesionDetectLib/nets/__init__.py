@@ -1,0 +1,1 @@
+"""Networks: the coronary-calcium SSD detector, its backbone and its loss."""

@@ -1,0 +1,44 @@
+"""Clipped ResNet-50 trunk, the SSD backbone of "Coronary Calcium Detection Based on Improved Deep Residual Network"."""
+
+from monai.networks.nets.resnet import ResNet, ResNetBottleneck
+from torch import Tensor
+
+RESNET50_WIDTHS = (64, 128, 256, 512)  # 1x1/3x3 widths of the conv2..conv5 bottlenecks; their last 1x1 is 4x wider
+
+
+def scaled_width(channels: int, width: float) -> int:
+    """A ResNet channel count scaled by `width`, at least 8."""
+    return max(8, round(channels * width))
+
+
+class ClippedResNet50(ResNet):
+    """ResNet-50 bottleneck stages conv2..conv5 (MONAI's 2D ResNet), with the stem clipped for small crops.
+
+    Stages keep ResNet-50's bottlenecks (1x1x64/3x3x64/1x1x256 ... 1x1x512/3x3x512/1x1x2048, blocks (3, 4, 6, 3),
+    stride on the 3x3 conv), widths scaled by `width`. "Clipped": the 7x7 stride-2 stem conv and its stride-2
+    max-pool become one 3x3 stride-2 conv, so conv3, conv4 and conv5 sit at strides 4, 8 and 16 (16x16, 8x8 and
+    4x4 maps for a 64-pixel candidate crop) instead of 8, 16 and 32, which keeps calcium a few pixels wide visible.
+    """
+
+    def __init__(self, in_channels: int, width: float = 1.0, blocks: tuple = (3, 4, 6, 3)) -> None:
+        widths = [scaled_width(c, width) for c in RESNET50_WIDTHS]
+        super().__init__(
+            block=ResNetBottleneck,
+            layers=list(blocks),
+            block_inplanes=widths,
+            spatial_dims=2,
+            n_input_channels=in_channels,
+            conv1_t_size=3,
+            conv1_t_stride=2,
+            no_max_pool=True,
+            feed_forward=False,
+            bias_downsample=False,
+        )
+        self.out_channels = [w * ResNetBottleneck.expansion for w in widths[1:]]
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Images [B, in_channels, H, W] -> the conv3, conv4 and conv5 feature maps (strides 4, 8, 16)."""
+        x = self.act(self.bn1(self.conv1(x)))
+        conv3 = self.layer2(self.layer1(x))
+        conv4 = self.layer3(conv3)
+        return [conv3, conv4, self.layer4(conv4)]

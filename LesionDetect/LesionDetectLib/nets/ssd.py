@@ -1,0 +1,170 @@
+"""The coronary-calcium SSD: a clipped ResNet-50, SSD extra layers, multi-scale heads, default boxes and decoding.
+
+After "Coronary Calcium Detection Based on Improved Deep Residual Network in Mimics": SSD (Liu et al. 2016) with
+VGG-16 replaced by a clipped ResNet-50, run on candidate crops resized to one square size.
+
+Boxes everywhere are (d0_min, d1_min, d0_max, d1_max) in pixels of the crop tensor's spatial dims (dim 0 = rows,
+dim 1 = columns; pixel (i, j) covers [i, i+1) x [j, j+1)), i.e. MONAI's 2D "xyxy" mode with x the first dim.
+"""
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+from monai.apps.detection.utils.anchor_utils import AnchorGenerator
+from monai.apps.detection.utils.box_coder import BoxCoder
+from monai.apps.detection.utils.box_selector import BoxSelector
+from torch import Tensor, nn
+
+from .clipped_resnet import ClippedResNet50, scaled_width
+
+# Unit weights: encoded errors are centre offsets in default-box sizes and log size ratios, so the robust loss's
+# beta = 0.05 puts its quadratic bowl at 5 % of the default box (about 0.5 px for the smallest box of a 64-px crop).
+BOX_CODER = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+BACKBONE_STRIDES = (4, 8, 16)  # conv3, conv4, conv5 of the clipped ResNet-50
+ANCHOR_UNITS_PER_PIXEL = 4096  # MONAI rounds anchor corners to whole units: generate in 1/4096 px to keep SSD shapes
+
+
+@dataclass
+class SSDConfig:
+    """Input crop, classes (0 = background) and SSD default-box settings; scales are fractions of image_size."""
+
+    in_channels: int = 5
+    num_classes: int = 6
+    image_size: int = 64
+    width: float = 0.25
+    blocks: tuple = (3, 4, 6, 3)
+    s_min: float = 0.15
+    s_max: float = 0.95
+    aspect_ratios: tuple = (1, 2, 3, 1 / 2, 1 / 3)
+
+
+def feature_map_sizes(image_size: int) -> list[int]:
+    """Side lengths of the five head maps: conv3..conv5 (strides 4, 8, 16), then extras at stride 32 and 1x1."""
+    if image_size % 32 or image_size < 32:
+        raise ValueError(f"image_size must be a positive multiple of 32, got {image_size}")
+    return [image_size // stride for stride in (*BACKBONE_STRIDES, 32)] + [1]
+
+
+def default_box_scales(config: SSDConfig) -> list[float]:
+    """SSD's s_k = s_min + (s_max - s_min)(k - 1)/(m - 1), k = 1..m, then s_{m+1} = 1 for the last extra box."""
+    m = len(feature_map_sizes(config.image_size))
+    return [config.s_min + (config.s_max - config.s_min) * k / (m - 1) for k in range(m)] + [1.0]
+
+
+def default_boxes(config: SSDConfig) -> Tensor:
+    """SSD default boxes [A, 4] in pixels, ordered by map, then location (row-major), then box shape.
+
+    Per location: one box per aspect ratio r of scale s_k, width (dim 1) s_k*sqrt(r) and height (dim 0) s_k/sqrt(r),
+    then the extra square box of scale sqrt(s_k * s_{k+1}); centres at ((i + 0.5) * stride, (j + 0.5) * stride).
+    MONAI's 2D aspect ratio is extent(dim 1) / extent(dim 0), i.e. SSD's r as is.
+    """
+    sizes = feature_map_sizes(config.image_size)
+    scales = default_box_scales(config)
+    unit = config.image_size * ANCHOR_UNITS_PER_PIXEL
+    shaped = AnchorGenerator([(s * unit,) for s in scales[:-1]], [config.aspect_ratios] * len(sizes))
+    extra_sizes = [(math.sqrt(s * t) * unit,) for s, t in itertools.pairwise(scales)]
+    square = AnchorGenerator(extra_sizes, [(1.0,)] * len(sizes))
+    grids = [[size, size] for size in sizes]
+    strides = [[torch.tensor(unit // size)] * 2 for size in sizes]
+    levels = [
+        torch.cat([a.view(size * size, -1, 4), b.view(size * size, 1, 4)], dim=1).view(-1, 4)
+        for size, a, b in zip(sizes, shaped.grid_anchors(grids, strides), square.grid_anchors(grids, strides))
+    ]
+    return torch.cat(levels) / ANCHOR_UNITS_PER_PIXEL
+
+
+def anchor_layout(anchors: Tensor) -> tuple[list[int], int]:
+    """(locations per map, boxes per location) of default boxes laid out as `default_boxes` does."""
+    centres = anchors[:, :2] + anchors[:, 2:]
+    moved = (centres != centres[0]).any(dim=1).nonzero()
+    per_location = int(moved[0]) if len(moved) else len(anchors)
+    shapes = (anchors[:, 2:] - anchors[:, :2]).reshape(-1, per_location * 2)
+    starts = ((shapes[1:] - shapes[:-1]).abs().amax(dim=1) > 1e-3).nonzero()[:, 0] + 1
+    bounds = [0, *starts.tolist(), len(shapes)]
+    return [end - start for start, end in itertools.pairwise(bounds)], per_location
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
+    """Conv (no bias), batch norm, ReLU: one SSD extra-layer step."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class CalciumSSD(nn.Module):
+    """SSD on a clipped ResNet-50: heads on conv3, conv4, conv5 and two SSD extra layers (m = 5 scales).
+
+    Extras follow SSD's 1x1-reduce then 3x3 pattern: a stride-2 3x3 (stride 32) and a valid conv spanning the
+    whole remaining map (1x1), so any image_size that is a multiple of 32 works. `anchors` [A, 4] (a buffer) are
+    the default boxes in pixels of the input crop.
+    """
+
+    def __init__(self, config: SSDConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = ClippedResNet50(config.in_channels, config.width, config.blocks)
+        c5, half, quarter, eighth = (scaled_width(c, config.width) for c in (2048, 512, 256, 128))
+        self.extras = nn.ModuleList(
+            [
+                nn.Sequential(conv_bn_relu(c5, quarter, 1), conv_bn_relu(quarter, half, 3, stride=2, padding=1)),
+                nn.Sequential(conv_bn_relu(half, eighth, 1), conv_bn_relu(eighth, quarter, config.image_size // 32)),
+            ]
+        )
+        per_location = len(config.aspect_ratios) + 1
+        channels = [*self.backbone.out_channels, half, quarter]
+        self.class_heads = nn.ModuleList(
+            nn.Conv2d(c, per_location * config.num_classes, 3, padding=1) for c in channels
+        )
+        self.box_heads = nn.ModuleList(nn.Conv2d(c, per_location * 4, 3, padding=1) for c in channels)
+        self.register_buffer("anchors", default_boxes(config), persistent=False)
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Images [B, C, S, S] -> class logits [B, A, num_classes] and encoded box deltas [B, A, 4]."""
+        features = self.backbone(images)
+        for extra in self.extras:
+            features.append(extra(features[-1]))
+        logits = [per_anchor(head(f), self.config.num_classes) for head, f in zip(self.class_heads, features)]
+        deltas = [per_anchor(head(f), 4) for head, f in zip(self.box_heads, features)]
+        return torch.cat(logits, dim=1), torch.cat(deltas, dim=1)
+
+
+def per_anchor(head_output: Tensor, values: int) -> Tensor:
+    """[B, boxes * values, H, W] -> [B, H * W * boxes, values], the order of `default_boxes`."""
+    return head_output.permute(0, 2, 3, 1).reshape(head_output.shape[0], -1, values)
+
+
+@torch.no_grad()
+def decode(
+    model_or_anchors: CalciumSSD | Tensor,
+    class_logits: Tensor,
+    box_deltas: Tensor,
+    score_threshold: float = 0.05,
+    iou_threshold: float = 0.45,
+    max_detections: int = 50,
+    image_size: int | None = None,
+) -> list[dict]:
+    """Per crop: dict(boxes [n, 4] in pixels, scores [n], labels [n] int64 >= 1), best first.
+
+    Softmax scores per foreground class, MONAI's BoxSelector (score threshold, clipping to the crop, per-class
+    NMS, at most max_detections). image_size is needed only when anchors are given instead of the model.
+    """
+    if isinstance(model_or_anchors, CalciumSSD):
+        anchors, image_size = model_or_anchors.anchors, model_or_anchors.config.image_size
+    elif image_size is None:
+        raise ValueError("decode needs image_size when given anchors instead of the model")
+    else:
+        anchors = model_or_anchors
+    selector = BoxSelector(
+        apply_sigmoid=False, score_thresh=score_threshold, nms_thresh=iou_threshold, detections_per_img=max_detections
+    )
+    scores = class_logits.float().softmax(dim=-1)[..., 1:]
+    detections = []
+    for crop_scores, crop_deltas in zip(scores, box_deltas.float()):
+        boxes = BOX_CODER.decode_single(crop_deltas, anchors)
+        kept, kept_scores, labels = selector.select_boxes_per_image([boxes], [crop_scores], (image_size, image_size))
+        detections.append({"boxes": kept, "scores": kept_scores, "labels": labels + 1})
+    return detections

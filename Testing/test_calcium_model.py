@@ -1,0 +1,143 @@
+"""The calcium model bundle: safetensors round trip, hash and shape checks, and the deep path's plumbing."""
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from LesionDetectLib.acf import BoostedTrees
+from LesionDetectLib.calcium_model import file_sha256, load_calcium_model, save_calcium_model
+from LesionDetectLib.cli import main as cli_main
+from LesionDetectLib.detectors.calcium_deep import detect_calcium_deep
+from LesionDetectLib.errors import LesionDetectError
+from LesionDetectLib.nets.ssd import CalciumSSD, SSDConfig
+from LesionDetectLib.report import validate_report
+from LesionDetectLib.results import write_results
+from LesionDetectLib.sample import make_sample
+from LesionDetectLib.volume_io import read_volume, write_nrrd
+
+TINY = SSDConfig(width=0.125, blocks=(1, 1, 1, 1))
+
+
+def constant_trees(log_odds: float) -> BoostedTrees:
+    """One leaf: every scored block gets the same ACF score."""
+    return BoostedTrees(
+        features=np.array([-1]),
+        thresholds=np.zeros(1),
+        left=np.array([-1]),
+        right=np.array([-1]),
+        values=np.array([log_odds]),
+        roots=np.array([0]),
+        base_score=0.0,
+    )
+
+
+@pytest.fixture
+def tiny_bundle(tmp_path):
+    torch.manual_seed(0)
+    network = CalciumSSD(TINY).eval()
+    manifest = save_calcium_model(network, constant_trees(3.0), 0.5, 4, tmp_path / "model", {"version": "tiny-test"})
+    return manifest, network
+
+
+def test_bundle_round_trip_keeps_weights_trees_and_settings(tiny_bundle):
+    manifest_path, network = tiny_bundle
+    model = load_calcium_model(manifest_path)
+    manifest = json.loads(manifest_path.read_text())
+    assert model.version == "tiny-test" and model.sha256 == file_sha256(manifest_path.parent / manifest["weights"])
+    assert model.acf_threshold == 0.5 and model.acf_shrink == 4
+    for name, value in network.state_dict().items():
+        loaded = model.ssd.state_dict()[name]
+        if value.is_floating_point():
+            torch.testing.assert_close(loaded, value.half().float(), rtol=0, atol=0)
+        else:
+            assert torch.equal(loaded, value)
+    np.testing.assert_allclose(model.acf.score(np.zeros((3, 5))), 1 / (1 + np.exp(-3.0)))
+
+
+def test_weights_file_is_safetensors_with_fp16_network_tensors(tiny_bundle):
+    manifest_path, _ = tiny_bundle
+    raw = (manifest_path.parent / "calcium_deep.safetensors").read_bytes()
+    header_length = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + header_length])
+    dtypes = {entry["dtype"] for name, entry in header.items() if name.startswith("ssd.") and "running" in name}
+    assert dtypes == {"F16"}
+    assert any(name.startswith("acf.") for name in header)
+
+
+def test_a_weights_file_with_another_hash_is_refused(tiny_bundle):
+    manifest_path, _ = tiny_bundle
+    weights = manifest_path.parent / "calcium_deep.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(LesionDetectError, match=r"calcium_deep\.safetensors' is not the calcium model's weights"):
+        load_calcium_model(manifest_path)
+
+
+def test_weights_that_do_not_fit_the_network_are_refused(tiny_bundle):
+    manifest_path, _ = tiny_bundle
+    manifest = json.loads(manifest_path.read_text())
+    manifest["ssd_config"]["width"] = 0.25
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(LesionDetectError, match="does not fit the calcium network.*wrong shape"):
+        load_calcium_model(manifest_path)
+
+
+def test_a_missing_model_says_how_to_get_one(tmp_path):
+    with pytest.raises(LesionDetectError, match="--method classical"):
+        load_calcium_model(tmp_path / "calcium_deep.json")
+
+
+def small_sample():
+    volume, plaques, _ = make_sample(shape_ijk=(192, 192, 24))
+    return volume, plaques
+
+
+def test_deep_path_runs_end_to_end_and_writes_heatmap_and_region(tiny_bundle, tmp_path):
+    volume, _ = small_sample()
+    findings = detect_calcium_deep(volume, load_calcium_model(tiny_bundle[0]))
+    assert findings.method == "deep" and findings.model_version == "tiny-test"
+    assert findings.heatmap.shape == volume.array.shape and findings.heatmap.dtype == np.uint8
+    assert findings.heatmap.max() <= 100
+    assert findings.region.shape == volume.array.shape and findings.region.any()
+    assert findings.summary["candidates"]["windows"] > 0
+    reasons = " ".join(entry["reason"] for entry in findings.summary["excluded"])
+    assert "not coronary" in reasons or findings.lesions  # every bright component is either scored or explained
+    (tmp_path / "out").mkdir()
+    report = write_results(findings, tmp_path / "out")
+    validate_report(report)
+    heatmap = read_volume(tmp_path / "out" / "heatmap.nrrd")
+    np.testing.assert_array_equal(heatmap.array, findings.heatmap)
+    np.testing.assert_allclose(heatmap.ijk_to_ras, volume.ijk_to_ras)
+
+
+def test_cli_runs_the_deep_method_with_given_weights(tiny_bundle, tmp_path, capsys):
+    volume, _ = small_sample()
+    write_nrrd(volume, tmp_path / "ct.nrrd")
+    out = tmp_path / "out"
+    code = cli_main(
+        ["calcium", str(tmp_path / "ct.nrrd"), "-o", str(out), "--method", "deep", "--weights", str(tiny_bundle[0]),
+         "--progress", "json", "--no-snapshot"]
+    )
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "deep" and report["model"]["version"] == "tiny-test"
+    assert report["outputs"]["heatmap"] == "heatmap.nrrd" and (out / "region.nrrd").is_file()
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert {"region", "candidates", "network"} <= {event.get("stage") for event in events}
+
+
+def test_cli_refuses_a_wrong_weights_file_with_exit_2(tiny_bundle, tmp_path, capsys):
+    manifest_path, _ = tiny_bundle
+    weights = manifest_path.parent / "calcium_deep.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    volume, _ = small_sample()
+    write_nrrd(volume, tmp_path / "ct.nrrd")
+    code = cli_main(["calcium", str(tmp_path / "ct.nrrd"), "-o", str(tmp_path / "out"), "--method", "deep",
+                     "--weights", str(manifest_path), "--progress", "json"])
+    assert code == 2
+    assert "sha256" in capsys.readouterr().out
+    assert not (tmp_path / "out" / "report.json").exists()
