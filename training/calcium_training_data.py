@@ -1,0 +1,130 @@
+"""Training crops for the calcium SSD: the inference path's own windows plus windows around every labelled object.
+
+Each labelled volume gives (a) the ACF candidate windows the detector will see at inference (when
+trees are given), (b) windows jittered in position and size around every labelled calcified object
+on every slice, so rarely proposed objects are learned too. Targets are the 2D boxes of labelled
+structures on the crop's slice in the detector's classes (background, LM, LAD, LCX, RCA, other).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from LesionDetectLib.acf import propose
+from LesionDetectLib.calcium_crops import CROP_PX, Window, heart_frame, make_crops, to_crop_pixels
+from LesionDetectLib.calcium_labels import CORONARY_CODES, detector_class
+from LesionDetectLib.heart_region import find_heart_region
+from LesionDetectLib.volume import Volume
+
+WINDOW_MM = (8.0, 40.0)
+MIN_VISIBLE_FRACTION = 0.5
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+@dataclass
+class CropSet:
+    """Crops (N, 5, 64, 64) float16 and their targets: per crop boxes (n, 4) in crop pixels and labels (n,)."""
+
+    crops: torch.Tensor
+    boxes: list[np.ndarray]
+    labels: list[np.ndarray]
+    from_acf: np.ndarray  # bool per crop: proposed by ACF (the inference distribution) or jittered around an object
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    @staticmethod
+    def concatenate(sets: list[CropSet]) -> CropSet:
+        return CropSet(
+            torch.cat([s.crops for s in sets]),
+            [b for s in sets for b in s.boxes],
+            [lab for s in sets for lab in s.labels],
+            np.concatenate([s.from_acf for s in sets]),
+        )
+
+
+def slice_objects(labels_kji: np.ndarray, k: int) -> list[tuple[np.ndarray, int]]:
+    """2D objects on slice k: (box j0, i0, j1, i1 in slice pixels, structure code) per 8-connected piece per code."""
+    objects = []
+    for code in np.unique(labels_kji[k]):
+        if code == 0:
+            continue
+        pieces, count = ndimage.label(labels_kji[k] == code, structure=_EIGHT_CONNECTED)
+        for found in ndimage.find_objects(pieces):
+            rows, cols = found
+            objects.append((np.array([rows.start, cols.start, rows.stop, cols.stop], dtype=float), int(code)))
+    return objects
+
+
+def targets_in_window(objects, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (crop pixels) and detector classes of the objects at least half inside the window."""
+    boxes, classes = [], []
+    for box_ji, code in objects:
+        cls = detector_class(code)
+        crop_box = to_crop_pixels(box_ji, window)
+        clipped = np.clip(crop_box, 0, CROP_PX)
+        area = np.prod(crop_box[2:] - crop_box[:2])
+        visible = np.prod(np.maximum(clipped[2:] - clipped[:2], 0))
+        if cls is None or visible < MIN_VISIBLE_FRACTION * area:
+            continue
+        boxes.append(clipped)
+        classes.append(cls)
+    return np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(classes, dtype=np.int64)
+
+
+def jittered_windows(objects, k: int, pixel_mm: float, rng: np.random.Generator, per_object: int) -> list[Window]:
+    """Windows around each object, side 8–40 mm (twice the object where it fits), the object off-centre.
+
+    Coronary objects get `per_object` windows, other structures one (bone is on every slice).
+    """
+    windows = []
+    high = WINDOW_MM[1] / pixel_mm
+    for box_ji, code in objects:
+        extent_px = float(np.max(box_ji[2:] - box_ji[:2]))
+        low = min(max(WINDOW_MM[0] / pixel_mm, 2 * extent_px), high)
+        centre = (box_ji[:2] + box_ji[2:]) / 2
+        count = per_object if code in CORONARY_CODES else 1
+        for _ in range(count):
+            side = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+            shift = rng.uniform(-0.3, 0.3, size=2) * side
+            windows.append(Window(k, (float(centre[0] + shift[0]), float(centre[1] + shift[1])), side))
+    return windows
+
+
+def crops_from_volume(
+    volume: Volume,
+    labels_kji: np.ndarray,
+    rng: np.random.Generator,
+    acf=None,
+    acf_threshold: float = 0.0,
+    acf_shrink: int = 4,
+    per_object: int = 2,
+    max_acf_windows: int = 400,
+) -> CropSet:
+    """All training crops of one labelled volume (see module docstring)."""
+    region = find_heart_region(volume).mask
+    frame = heart_frame(region)
+    pixel_mm = float(volume.spacing[:2].mean())
+    windows, from_acf = [], []
+    if acf is not None:
+        proposed, _ = propose(volume, acf, region=region, threshold=acf_threshold, shrink=acf_shrink)
+        if len(proposed) > max_acf_windows:
+            proposed = [proposed[n] for n in rng.choice(len(proposed), max_acf_windows, replace=False)]
+        windows += [Window(c.k, tuple(c.center_ji), float(c.side_px)) for c in proposed]
+        from_acf += [True] * len(proposed)
+    objects_by_slice = {k: slice_objects(labels_kji, k) for k in np.flatnonzero(labels_kji.any(axis=(1, 2)))}
+    for k, objects in objects_by_slice.items():
+        jittered = jittered_windows(objects, int(k), pixel_mm, rng, per_object)
+        windows += jittered
+        from_acf += [False] * len(jittered)
+    boxes, classes = [], []
+    for window in windows:
+        found = targets_in_window(objects_by_slice.get(window.k, []), window)
+        boxes.append(found[0])
+        classes.append(found[1])
+    crops = make_crops(volume.array, windows, float(volume.spacing[2]), frame) if windows else torch.zeros((0, 5, CROP_PX, CROP_PX))
+    return CropSet(crops.to(torch.float16), boxes, classes, np.array(from_acf, dtype=bool))
