@@ -119,8 +119,19 @@ def test_cli_runs_the_deep_method_with_given_weights(tiny_bundle, tmp_path, caps
     write_nrrd(volume, tmp_path / "ct.nrrd")
     out = tmp_path / "out"
     code = cli_main(
-        ["calcium", str(tmp_path / "ct.nrrd"), "-o", str(out), "--method", "deep", "--weights", str(tiny_bundle[0]),
-         "--progress", "json", "--no-snapshot"]
+        [
+            "calcium",
+            str(tmp_path / "ct.nrrd"),
+            "-o",
+            str(out),
+            "--method",
+            "deep",
+            "--weights",
+            str(tiny_bundle[0]),
+            "--progress",
+            "json",
+            "--no-snapshot",
+        ]
     )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
@@ -136,8 +147,20 @@ def test_cli_refuses_a_wrong_weights_file_with_exit_2(tiny_bundle, tmp_path, cap
     weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
     volume, _ = small_sample()
     write_nrrd(volume, tmp_path / "ct.nrrd")
-    code = cli_main(["calcium", str(tmp_path / "ct.nrrd"), "-o", str(tmp_path / "out"), "--method", "deep",
-                     "--weights", str(manifest_path), "--progress", "json"])
+    code = cli_main(
+        [
+            "calcium",
+            str(tmp_path / "ct.nrrd"),
+            "-o",
+            str(tmp_path / "out"),
+            "--method",
+            "deep",
+            "--weights",
+            str(manifest_path),
+            "--progress",
+            "json",
+        ]
+    )
     assert code == 2
     assert "sha256" in capsys.readouterr().out
     assert not (tmp_path / "out" / "report.json").exists()

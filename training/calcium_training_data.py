@@ -126,5 +126,9 @@ def crops_from_volume(
         found = targets_in_window(objects_by_slice.get(window.k, []), window)
         boxes.append(found[0])
         classes.append(found[1])
-    crops = make_crops(volume.array, windows, float(volume.spacing[2]), frame) if windows else torch.zeros((0, 5, CROP_PX, CROP_PX))
+    crops = (
+        make_crops(volume.array, windows, float(volume.spacing[2]), frame)
+        if windows
+        else torch.zeros((0, 5, CROP_PX, CROP_PX))
+    )
     return CropSet(crops.to(torch.float16), boxes, classes, np.array(from_acf, dtype=bool))

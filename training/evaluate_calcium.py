@@ -98,7 +98,9 @@ def slice_scores(stages, labels) -> tuple[list[float], list[float], int, int]:
     tp, fp, targets = [], [], 0
     for k in region_slices:
         objects = [(box, code) for box, code in slice_objects(labels, int(k)) if code in CORONARY_CODES]
-        pixels = [np.argwhere(np.isin(labels[k], [code]) & _box_mask(labels.shape[1:], box)) + 0.5 for box, code in objects]
+        pixels = [
+            np.argwhere(np.isin(labels[k], [code]) & _box_mask(labels.shape[1:], box)) + 0.5 for box, code in objects
+        ]
         targets += len(objects)
         matched = set()
         for detection in sorted(by_slice.get(int(k), []), key=lambda d: -d.score):
@@ -191,7 +193,9 @@ def evaluate(cases, model, out: Path) -> dict:
                 "seconds": {"deep": deep_seconds, "classical": classical_seconds, **stages.timings},
             }
         )
-        print(json.dumps({"case": name, "reference": reference_total, "deep": deep.summary["agatston_total"]}), flush=True)
+        print(
+            json.dumps({"case": name, "reference": reference_total, "deep": deep.summary["agatston_total"]}), flush=True
+        )
     metrics = summarise(per_scan, tp_all, fp_all, targets, images)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps({"summary": metrics, "scans": per_scan}, indent=1) + "\n")
@@ -212,10 +216,16 @@ def summarise(per_scan, tp, fp, targets: int, images: int) -> dict:
         reference = sum(s[method]["lesions"]["reference"] for s in per_scan)
         summary[method] = {
             "lesion_sensitivity": found / max(reference, 1),
-            "false_positive_lesions_per_scan": float(np.mean([s[method]["lesions"]["false_positives"]["count"] for s in per_scan])),
-            "false_positive_agatston_per_scan": float(np.mean([s[method]["lesions"]["false_positives"]["agatston"] for s in per_scan])),
+            "false_positive_lesions_per_scan": float(
+                np.mean([s[method]["lesions"]["false_positives"]["count"] for s in per_scan])
+            ),
+            "false_positive_agatston_per_scan": float(
+                np.mean([s[method]["lesions"]["false_positives"]["agatston"] for s in per_scan])
+            ),
             "category_agreement": float(np.mean([s[method]["category"] == s["reference_category"] for s in per_scan])),
-            "agatston_mean_abs_difference": float(np.mean([abs(s[method]["agatston"] - s["reference_agatston"]) for s in per_scan])),
+            "agatston_mean_abs_difference": float(
+                np.mean([abs(s[method]["agatston"] - s["reference_agatston"]) for s in per_scan])
+            ),
         }
     acf = [s["acf"] for s in per_scan]
     summary["acf"] = {
@@ -255,7 +265,9 @@ def plot_agatston(per_scan, path: Path) -> None:
     figure, axes = plt.subplots(figsize=(5, 4), dpi=120)
     reference = np.array([s["reference_agatston"] for s in per_scan]) + 1
     for method, colour in (("deep", "tab:red"), ("classical_in_heart_region", "tab:blue")):
-        axes.scatter(reference, np.array([s[method]["agatston"] for s in per_scan]) + 1, s=14, color=colour, label=method)
+        axes.scatter(
+            reference, np.array([s[method]["agatston"] for s in per_scan]) + 1, s=14, color=colour, label=method
+        )
     limit = max(axes.get_xlim()[1], axes.get_ylim()[1])
     axes.plot([1, limit], [1, limit], color="grey", linestyle=":")
     axes.set_xscale("log")

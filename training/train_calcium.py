@@ -122,8 +122,7 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     acf_cases = (
-        (volume, labels, find_heart_region(volume).mask)
-        for volume, labels in labelled_volumes(config["data"], "train")
+        (volume, labels, find_heart_region(volume).mask) for volume, labels in labelled_volumes(config["data"], "train")
     )
     trees, threshold, acf_stats = fit_acf(acf_cases, **config.get("acf", {}))
     shrink = acf_stats.get("shrink", 4)

@@ -31,7 +31,9 @@ class Window:
     def box_ji(self) -> np.ndarray:
         """(j0, i0, j1, i1) of the window in slice pixels."""
         half = self.side_px / 2
-        return np.array([self.center_ji[0] - half, self.center_ji[1] - half, self.center_ji[0] + half, self.center_ji[1] + half])
+        return np.array(
+            [self.center_ji[0] - half, self.center_ji[1] - half, self.center_ji[0] + half, self.center_ji[1] + half]
+        )
 
 
 @dataclass(frozen=True)

@@ -90,9 +90,13 @@ def save_calcium_model(ssd, trees, acf_threshold: float, acf_shrink: int, folder
 
     folder.mkdir(parents=True, exist_ok=True)
     weights_path = folder / "calcium_deep.safetensors"
-    tensors = {f"ssd.{name}": value.detach().cpu().to(torch.float16) if value.is_floating_point() else value.cpu()
-               for name, value in ssd.state_dict().items()}
-    tensors.update({f"acf.{name}": torch.from_numpy(np.ascontiguousarray(value)) for name, value in trees.to_arrays().items()})
+    tensors = {
+        f"ssd.{name}": value.detach().cpu().to(torch.float16) if value.is_floating_point() else value.cpu()
+        for name, value in ssd.state_dict().items()
+    }
+    tensors.update(
+        {f"acf.{name}": torch.from_numpy(np.ascontiguousarray(value)) for name, value in trees.to_arrays().items()}
+    )
     save_file(tensors, str(weights_path))
     manifest = {
         **card,
@@ -129,7 +133,9 @@ def _config_arguments(config: dict) -> dict:
 def _check_shapes(path: Path, expected: dict, found: dict) -> None:
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
-    wrong = sorted(name for name in set(expected) & set(found) if tuple(expected[name].shape) != tuple(found[name].shape))
+    wrong = sorted(
+        name for name in set(expected) & set(found) if tuple(expected[name].shape) != tuple(found[name].shape)
+    )
     if missing or unexpected or wrong:
         details = "; ".join(
             f"{label}: {', '.join(names[:3])}{' …' if len(names) > 3 else ''}"

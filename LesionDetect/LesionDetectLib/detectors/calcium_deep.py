@@ -61,7 +61,9 @@ def run_stages(volume: Volume, model: CalciumModel, region: np.ndarray | None, d
     timings["heart_region_s"] = time.perf_counter() - started
     report("candidates", 0.1, "Proposing candidate windows (ACF)")
     stage = time.perf_counter()
-    candidates, acf_map = propose(volume, model.acf, region=region, threshold=model.acf_threshold, shrink=model.acf_shrink)
+    candidates, acf_map = propose(
+        volume, model.acf, region=region, threshold=model.acf_threshold, shrink=model.acf_shrink
+    )
     windows = [Window(c.k, tuple(c.center_ji), float(c.side_px)) for c in candidates]
     timings["acf_s"] = time.perf_counter() - stage
     report("network", 0.2, f"Running the detector on {len(windows)} candidate windows")
@@ -87,14 +89,20 @@ def detect_calcium_deep(
     return findings_from_stages(volume, model, params, stages, device, report, started)
 
 
-def findings_from_stages(volume, model: CalciumModel, params: CalciumParams, stages: DeepStages, device, report, started):
+def findings_from_stages(
+    volume, model: CalciumModel, params: CalciumParams, stages: DeepStages, device, report, started
+):
     """Coronary lesions (scored, with surfaces), exclusions with reasons, heatmap and region."""
     timings = dict(stages.timings)
     stage = time.perf_counter()
     components = find_candidates(volume, params.threshold_hu, params.bone)
     labelled, excluded = classify_components(components, stages.detections, stages.region)
     lesions = score_components(
-        volume, components, labelled, replace(params, region=stages.region), lambda f, m: report("score", 0.6 + 0.35 * f, m)
+        volume,
+        components,
+        labelled,
+        replace(params, region=stages.region),
+        lambda f, m: report("score", 0.6 + 0.35 * f, m),
     )
     timings["scores_and_surfaces_s"] = time.perf_counter() - stage
     heatmap = make_heatmap(volume.array.shape, stages.acf_map, model.acf_shrink, stages.windows, stages.detections)
@@ -224,4 +232,3 @@ def _pixel_range(box_ji, height: int, width: int) -> tuple[int, int, int, int]:
         min(int(np.ceil(j1)), height),
         min(int(np.ceil(i1)), width),
     )
-
