@@ -164,3 +164,21 @@ def test_cli_refuses_a_wrong_weights_file_with_exit_2(tiny_bundle, tmp_path, cap
     assert code == 2
     assert "sha256" in capsys.readouterr().out
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_artery_classes_pool_into_one_coronary_score_and_the_likeliest_artery_labels_it():
+    from LesionDetectLib.detectors.calcium_deep import decode_coronary
+
+    network = CalciumSSD(TINY).eval()
+    anchors = len(network.anchors)
+    logits = torch.full((1, anchors, 6), -20.0)
+    logits[..., 0] = 10.0
+    chosen = anchors // 3
+    split = torch.tensor([0.25, 0.10, 0.32, 0.20, 0.08, 0.05])  # no single artery reaches 0.5; together 0.70
+    logits[0, chosen] = split.log()
+    result = decode_coronary(network, logits, torch.zeros((1, anchors, 4)))[0]
+    confident = result["scores"] > 0.5
+    assert int(confident.sum()) == 1
+    assert float(result["scores"][confident][0]) == pytest.approx(0.70, abs=1e-4)
+    assert int(result["labels"][confident][0]) == 2  # LAD
+    torch.testing.assert_close(result["boxes"][confident][0], network.anchors[chosen].clamp(0, 64))

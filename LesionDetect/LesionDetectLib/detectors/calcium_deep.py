@@ -135,8 +135,6 @@ def run_network(model: CalciumModel, volume: Volume, windows: list[Window], fram
     """SSD boxes of every window, in slice pixels, with per-slice class-wise NMS across windows."""
     import torch
 
-    from ..nets.ssd import decode
-
     network = model.ssd.to(device)
     found: list[SliceDetection] = []
     autocast = torch.autocast("cuda", dtype=torch.float16, enabled=device == "cuda")
@@ -145,11 +143,39 @@ def run_network(model: CalciumModel, volume: Volume, windows: list[Window], fram
             chunk = windows[first : first + batch]
             crops = make_crops(volume.array, chunk, float(volume.spacing[2]), frame).to(device)
             logits, deltas = network(crops)
-            for window, result in zip(chunk, decode(network, logits.float(), deltas.float())):
+            for window, result in zip(chunk, decode_coronary(network, logits.float(), deltas.float())):
                 boxes = to_slice_pixels(result["boxes"].cpu().numpy(), window)
                 for box, label, score in zip(boxes, result["labels"].tolist(), result["scores"].tolist()):
                     found.append(SliceDetection(window.k, box, int(label), float(score)))
     return merge_overlapping(found)
+
+
+def decode_coronary(network, class_logits, box_deltas) -> list[dict]:
+    """Per crop: boxes scored as coronary (the four artery classes summed) or other; labels are detector classes.
+
+    A plaque the network cannot place on one artery is still coronary calcium: the artery classes are
+    pooled for the decision, and a coronary box's label is the artery most probable over the default
+    boxes that predicted it (IoU ≥ 0.5).
+    """
+    import torch
+    from monai.data.box_utils import box_iou
+
+    from ..nets.ssd import BOX_CODER, decode
+
+    probabilities = class_logits.softmax(dim=-1)
+    arteries = probabilities[..., 1:OTHER_CLASS]
+    coronary = arteries.sum(dim=-1)
+    grouped = torch.stack([probabilities[..., 0], coronary, probabilities[..., OTHER_CLASS]], dim=-1)
+    results = decode(network, grouped.clamp_min(1e-12).log(), box_deltas)
+    for crop, result in enumerate(results):
+        is_coronary = result["labels"] == 1
+        labels = torch.full_like(result["labels"], OTHER_CLASS)
+        if is_coronary.any():
+            predicted = BOX_CODER.decode_single(box_deltas[crop], network.anchors)
+            weights = (box_iou(result["boxes"][is_coronary], predicted) >= 0.5).float() * coronary[crop]
+            labels[is_coronary] = (weights @ arteries[crop]).argmax(dim=-1) + 1
+        result["labels"] = labels
+    return results
 
 
 def merge_overlapping(detections: list[SliceDetection], iou_threshold: float = 0.45) -> list[SliceDetection]:
