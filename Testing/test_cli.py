@@ -54,7 +54,7 @@ def test_dicom_nrrd_and_nifti_give_the_same_valid_report(small_ct, tmp_path):
     reports = {}
     for name in ("dicom", "ct.nrrd", "ct.nii.gz"):
         out = tmp_path / name.replace(".", "_")
-        assert main(["calcium", str(folder / name), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
+        assert main(["calcium", "--method", "classical", str(folder / name), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
         reports[name] = json.loads((out / "report.json").read_text())
         validate_report(reports[name])
     totals = {name: report["summary"]["agatston_total"] for name, report in reports.items()}
@@ -68,7 +68,7 @@ def test_dicom_nrrd_and_nifti_give_the_same_valid_report(small_ct, tmp_path):
 def test_outputs_are_complete_and_readable_by_other_tools(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "out"
-    assert main(["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--region", str(folder / "heart.nrrd"), "--progress", "none"]) == 0
+    assert main(["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--region", str(folder / "heart.nrrd"), "--progress", "none"]) == 0
     report = json.loads((out / "report.json").read_text())
     validate_report(report)
     assert report["summary"]["scope"] == "region" and report["lesions"]
@@ -89,7 +89,7 @@ def test_outputs_are_complete_and_readable_by_other_tools(small_ct, tmp_path):
 def test_stl_space_ras_on_request(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "ras"
-    assert main(["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--stl-space", "RAS", "--progress", "none", "--no-snapshot"]) == 0
+    assert main(["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--stl-space", "RAS", "--progress", "none", "--no-snapshot"]) == 0
     report = json.loads((out / "report.json").read_text())
     first = report["lesions"][0]
     points_ras = mesh.Mesh.from_file(str(out / first["stl"])).vectors.reshape(-1, 3)
@@ -100,7 +100,7 @@ def test_stl_space_ras_on_request(small_ct, tmp_path):
 def test_boxes_load_as_slicer_roi_markups(small_ct, tmp_path, mrml_scene):
     folder, _ = small_ct
     out = tmp_path / "out"
-    assert main(["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
+    assert main(["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
     report = json.loads((out / "report.json").read_text())
     roi = mrml_scene.AddNewNodeByClass("vtkMRMLMarkupsROINode")
     storage = roi.CreateDefaultStorageNode()
@@ -115,7 +115,7 @@ def test_boxes_load_as_slicer_roi_markups(small_ct, tmp_path, mrml_scene):
 def test_stl_is_manifold_for_a_3d_printing_slicer(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "out"
-    assert main(["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
+    assert main(["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
     info = subprocess.run(["prusa-slicer", "--info", str(out / "calcium.stl")], capture_output=True, text=True, timeout=120)
     assert info.returncode == 0, info.stderr
     assert "manifold = yes" in info.stdout
@@ -125,7 +125,7 @@ def test_stl_is_manifold_for_a_3d_printing_slicer(small_ct, tmp_path):
 
 def test_json_progress_protocol(small_ct, tmp_path):
     folder, _ = small_ct
-    result = run_cli("calcium", folder / "ct.nrrd", "-o", tmp_path / "out", "--progress", "json", "--no-snapshot")
+    result = run_cli("calcium", "--method", "classical", folder / "ct.nrrd", "-o", tmp_path / "out", "--progress", "json", "--no-snapshot")
     assert result.returncode == 0, result.stderr
     stream = events(result.stdout)
     assert stream[0]["event"] == "start" and stream[-1]["event"] == "done"
@@ -155,7 +155,7 @@ def test_sigterm_cancels_and_leaves_no_partial_outputs(tmp_path):
 def test_existing_results_are_refused_unless_overwrite(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "out"
-    args = ["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]
+    args = ["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]
     assert main(args) == 0
     (out / "notes.txt").write_text("mine")
     before = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
@@ -225,7 +225,7 @@ def test_a_slicer_roi_file_restricts_the_count_like_the_roi_node(small_ct, tmp_p
 
     folder, volume = small_ct
     full = tmp_path / "full"
-    assert main(["calcium", str(folder / "ct.nrrd"), "-o", str(full), "--progress", "none", "--no-snapshot"]) == 0
+    assert main(["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(full), "--progress", "none", "--no-snapshot"]) == 0
     first = json.loads((full / "report.json").read_text())["lesions"][0]
     roi = mrml_scene.AddNewNodeByClass("vtkMRMLMarkupsROINode")
     roi.SetCenter(*first["center_ras"])
@@ -237,7 +237,7 @@ def test_a_slicer_roi_file_restricts_the_count_like_the_roi_node(small_ct, tmp_p
     node_mask = region_mask_from_node(roi, add_volume_node(mrml_scene, volume))
     assert np.array_equal(roi_mask_from_markups_file(tmp_path / "heart.mrk.json", volume), node_mask)
     out = tmp_path / "roi"
-    args = ["calcium", str(folder / "ct.nrrd"), "-o", str(out), "--region", str(tmp_path / "heart.mrk.json")]
+    args = ["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--region", str(tmp_path / "heart.mrk.json")]
     assert main(args + ["--progress", "none", "--no-snapshot"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["scope"] == "region"

@@ -483,7 +483,8 @@ def sample_nrrd(tmp_path_factory) -> Path:
 
 
 def _cli_args(sample_nrrd: Path, out_dir: Path) -> list[str]:
-    return ["calcium", str(sample_nrrd), "-o", str(out_dir), "--progress", "json", "--device", "cpu", "--no-snapshot"]
+    return ["calcium", str(sample_nrrd), "-o", str(out_dir), "--method", "classical", "--progress", "json", "--device", "cpu",
+            "--no-snapshot"]
 
 
 @NEEDS_CLI

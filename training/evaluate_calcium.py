@@ -65,14 +65,20 @@ def _find_objects(components):
 
 
 def lesion_matches(findings, reference: list[np.ndarray], labels) -> dict:
-    """Reference lesions found by a reported lesion's box; unmatched reported lesions by what they hit."""
+    """Reference lesions found by a reported lesion's box; artery agreement; unmatched lesions by what they hit."""
     boxes = [lesion.box_ijk for lesion in findings.lesions]
     found = sum(any(_in_box(voxels, box).any() for box in boxes) for voxels in reference)
     false_positives = {"count": 0, "agatston": 0.0, "by_structure": {}}
+    arteries = {"compared": 0, "agree": 0}
     for lesion in findings.lesions:
         lo, hi = lesion.box_ijk
         hit = labels[lo[2] : hi[2] + 1, lo[1] : hi[1] + 1, lo[0] : hi[0] + 1]
-        if np.isin(hit, list(CORONARY_CODES)).any():
+        coronary = hit[np.isin(hit, list(CORONARY_CODES))]
+        if coronary.size:
+            if "artery" in lesion.measurements:
+                arteries["compared"] += 1
+                dominant = STRUCTURES[int(np.bincount(coronary).argmax())]
+                arteries["agree"] += int(lesion.measurements["artery"] == dominant)
             continue
         codes = np.unique(hit[hit > 0])
         structure = STRUCTURES[int(codes[0])] if len(codes) else "noise"
@@ -80,7 +86,7 @@ def lesion_matches(findings, reference: list[np.ndarray], labels) -> dict:
         false_positives["agatston"] += lesion.measurements["agatston"]
         by = false_positives["by_structure"]
         by[structure] = by.get(structure, 0.0) + lesion.measurements["agatston"]
-    return {"reference": len(reference), "found": int(found), "false_positives": false_positives}
+    return {"reference": len(reference), "found": int(found), "false_positives": false_positives, "arteries": arteries}
 
 
 def _in_box(voxels_kji: np.ndarray, box_ijk: np.ndarray) -> np.ndarray:
@@ -227,6 +233,10 @@ def summarise(per_scan, tp, fp, targets: int, images: int) -> dict:
                 np.mean([abs(s[method]["agatston"] - s["reference_agatston"]) for s in per_scan])
             ),
         }
+    compared = sum(s["deep"]["lesions"]["arteries"]["compared"] for s in per_scan)
+    summary["deep"]["artery_agreement"] = sum(s["deep"]["lesions"]["arteries"]["agree"] for s in per_scan) / max(
+        compared, 1
+    )
     acf = [s["acf"] for s in per_scan]
     summary["acf"] = {
         "recall_2d": sum(a["covered"] for a in acf) / max(sum(a["coronary_objects"] for a in acf), 1),

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import slicer
+from vtkmodules.vtkCommonMath import vtkMatrix4x4 as vtk_matrix
 
 from .cli import main as run_cli
+from .calcium_labels import ARTERIES
 from .detectors.calcium import detect_calcium
 from .results import load_results
 from .sample import make_sample
@@ -76,7 +78,19 @@ def scenario_worker_results_import_and_export_stl(scene, work_dir) -> None:
     volume, _, _ = make_sample(shape_ijk=SAMPLE_SHAPE_IJK)
     volume_node = add_volume_node(scene, volume)
     write_nrrd(volume_from_node(volume_node), work_dir / "input.nrrd")
-    exit_code = run_cli(["calcium", str(work_dir / "input.nrrd"), "-o", str(work_dir / "result"), "--progress", "none", "--no-snapshot"])
+    exit_code = run_cli(
+        [
+            "calcium",
+            str(work_dir / "input.nrrd"),
+            "-o",
+            str(work_dir / "result"),
+            "--method",
+            "classical",
+            "--progress",
+            "none",
+            "--no-snapshot",
+        ]
+    )
     assert exit_code == 0, f"lesiondetect exited with {exit_code}"
     findings = load_results(work_dir / "result")
     run = show_findings(scene, volume_node, findings)
@@ -86,3 +100,29 @@ def scenario_worker_results_import_and_export_stl(scene, work_dir) -> None:
     exported, space = read_stl(paths[1])
     assert space == "LPS"
     assert np.allclose(exported.points_ras.mean(axis=0), surfaces[0][1].points_ras.mean(axis=0), atol=1e-3)
+
+
+def scenario_calcium_deep_marks_coronary_lesions_and_shows_a_heatmap(scene, work_dir) -> None:
+    """The shipped deep model on a loaded CT: arteries on the lesions, a heatmap on the input grid, bone explained."""
+    from .calcium_model import load_calcium_model
+    from .detectors.calcium_deep import detect_calcium_deep
+
+    volume, _, _ = make_sample()  # full 512×512 slices: the model was trained at 0.3–0.5 mm pixels
+    volume_node = add_volume_node(scene, volume)
+    findings = detect_calcium_deep(volume_from_node(volume_node), load_calcium_model())
+    assert findings.method == "deep" and findings.weights_sha256
+    assert all(lesion.measurements["artery"] in ARTERIES for lesion in findings.lesions)
+    classical = detect_calcium(volume)
+    assert findings.summary["agatston_total"] <= classical.summary["agatston_total"]
+    reasons = [entry["reason"] for entry in findings.summary["excluded"]]
+    assert any(reason.startswith("bone") for reason in reasons), "the sample's ribs and spine were not set aside"
+    run = show_findings(scene, volume_node, findings)
+    assert len(run.roi_nodes) == len(findings.lesions)
+    heatmap = slicer.util.arrayFromVolume(run.heatmap_node)
+    assert heatmap.shape == volume.array.shape and 0.0 <= heatmap.min() and heatmap.max() <= 1.0
+    heatmap_ijk_to_ras, volume_ijk_to_ras = vtk_matrix(), vtk_matrix()
+    run.heatmap_node.GetIJKToRASMatrix(heatmap_ijk_to_ras)
+    volume_node.GetIJKToRASMatrix(volume_ijk_to_ras)
+    assert np.allclose(
+        slicer.util.arrayFromVTKMatrix(heatmap_ijk_to_ras), slicer.util.arrayFromVTKMatrix(volume_ijk_to_ras)
+    )
