@@ -69,6 +69,8 @@ def run_epoch(model, optimiser, crop_set: CropSet, config: dict, rng, train: boo
     steps = 0
     for first in range(0, len(order), batch):
         indices = order[first : first + batch]
+        if train and len(indices) < 2:  # batch norm cannot train on one crop (the 1×1 extra map has one value)
+            continue
         images = crop_set.crops[indices].float()
         with torch.set_grad_enabled(train):
             logits, deltas = model(images)
