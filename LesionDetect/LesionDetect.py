@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Annotated, Optional, Union
 
 import qt
-import vtk
-
 import slicer
+import vtk
 from slicer import (
     vtkMRMLLabelMapVolumeNode,
     vtkMRMLMarkupsROINode,
@@ -186,8 +185,13 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.detectButton.toolTip = "Stop the running detection" if running else "Run the selected detector"
         self.ui.detectButton.enabled = running or hasInput
         self.ui.exportStlButton.enabled = hasInput and not running
-        for widget in (self.ui.inputVolumeSelector, self.ui.regionSelector, self.ui.detectorSelector,
-                       self.ui.methodSelector, self.ui.deviceSelector):
+        for widget in (
+            self.ui.inputVolumeSelector,
+            self.ui.regionSelector,
+            self.ui.detectorSelector,
+            self.ui.methodSelector,
+            self.ui.deviceSelector,
+        ):
             widget.enabled = not running
 
     def onDetectorSelected(self, index):
@@ -293,7 +297,8 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if missing:
             if not slicer.util.confirmOkCancelDisplay(
                 "LesionDetect needs these Python packages, which will be downloaded and installed now:\n"
-                + "\n".join(missing) + "\n\nThis can take a few minutes.",
+                + "\n".join(missing)
+                + "\n\nThis can take a few minutes.",
                 windowTitle="Install LesionDetect dependencies",
             ):
                 return False
@@ -421,7 +426,8 @@ class LesionDetectTest(ScriptedLoadableModuleTest):
         from LesionDetectLib import scenarios
 
         found = [
-            (name, function) for name, function in inspect.getmembers(scenarios, inspect.isfunction)
+            (name, function)
+            for name, function in inspect.getmembers(scenarios, inspect.isfunction)
             if name.startswith("scenario_") and function.__module__ == scenarios.__name__
         ]
         self.assertTrue(found, "LesionDetectLib.scenarios defines no scenario_* function")

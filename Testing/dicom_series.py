@@ -7,8 +7,20 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, 
 from LesionDetectLib.volume import LPS_TO_RAS
 
 
-def save_slice(path, hu, *, position_lps, row_lps, column_lps, pixel_spacing_ij, slice_thickness, series_uid,
-               instance, modality="CT", description="phantom series"):
+def save_slice(
+    path,
+    hu,
+    *,
+    position_lps,
+    row_lps,
+    column_lps,
+    pixel_spacing_ij,
+    slice_thickness,
+    series_uid,
+    instance,
+    modality="CT",
+    description="phantom series",
+):
     """One single-frame image file holding `hu` (rows, columns) at `position_lps`."""
     sop_class = CTImageStorage if modality == "CT" else MRImageStorage
     meta = FileMetaDataset()

@@ -1,11 +1,10 @@
 """Agatston, volume and mass scores on phantoms whose scores are known by construction."""
 
 import pytest
+from phantoms import ct_volume
 
 from LesionDetectLib.agatston import agatston_category, agatston_weight, cac_drs
 from LesionDetectLib.detectors.calcium import CalciumParams, detect_calcium
-
-from phantoms import ct_volume
 
 
 def square_lesion(volume, k, j0, i0, side, hu):
@@ -70,8 +69,18 @@ def test_weight_bands():
 
 @pytest.mark.parametrize(
     "total, category, grade",
-    [(0, "0", "A0"), (0.4, "1-10", "A1"), (10, "1-10", "A1"), (10.5, "11-100", "A1"), (99.9, "11-100", "A1"),
-     (100, "11-100", "A2"), (101, "101-400", "A2"), (300, "101-400", "A3"), (400, "101-400", "A3"), (400.1, ">400", "A3")],
+    [
+        (0, "0", "A0"),
+        (0.4, "1-10", "A1"),
+        (10, "1-10", "A1"),
+        (10.5, "11-100", "A1"),
+        (99.9, "11-100", "A1"),
+        (100, "11-100", "A2"),
+        (101, "101-400", "A2"),
+        (300, "101-400", "A3"),
+        (400, "101-400", "A3"),
+        (400.1, ">400", "A3"),
+    ],
 )
 def test_category_boundaries(total, category, grade):
     assert agatston_category(total) == category

@@ -2,15 +2,14 @@
 
 import numpy as np
 import pytest
+from phantoms import add_sphere, ct_volume
 from vtkmodules.vtkFiltersCore import vtkFeatureEdges
 
 from LesionDetectLib.detectors.calcium import CalciumParams, detect_calcium
 from LesionDetectLib.errors import LesionDetectError
+from LesionDetectLib.findings import Surface
 from LesionDetectLib.meshes import polydata_from_surface
 from LesionDetectLib.surfaces import iso_surface_ijk
-from LesionDetectLib.findings import Surface
-
-from phantoms import add_sphere, ct_volume
 
 
 def test_large_bone_and_field_of_view_cuts_are_excluded_and_listed():

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from dicom_series import write_ct_series
 from stl import mesh
 
 from LesionDetectLib.cli import main
@@ -19,8 +20,6 @@ from LesionDetectLib.sample import make_sample
 from LesionDetectLib.volume import Volume
 from LesionDetectLib.volume_io import write_nrrd
 
-from dicom_series import write_ct_series
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -28,7 +27,11 @@ def run_cli(*args):
     """The CLI as a user runs it: a separate process, JSON-lines progress on stdout."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "LesionDetect")}
     return subprocess.run(
-        [sys.executable, "-m", "LesionDetectLib.cli", *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "LesionDetectLib.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
 
 
@@ -54,7 +57,22 @@ def test_dicom_nrrd_and_nifti_give_the_same_valid_report(small_ct, tmp_path):
     reports = {}
     for name in ("dicom", "ct.nrrd", "ct.nii.gz"):
         out = tmp_path / name.replace(".", "_")
-        assert main(["calcium", "--method", "classical", str(folder / name), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
+        assert (
+            main(
+                [
+                    "calcium",
+                    "--method",
+                    "classical",
+                    str(folder / name),
+                    "-o",
+                    str(out),
+                    "--progress",
+                    "none",
+                    "--no-snapshot",
+                ]
+            )
+            == 0
+        )
         reports[name] = json.loads((out / "report.json").read_text())
         validate_report(reports[name])
     totals = {name: report["summary"]["agatston_total"] for name, report in reports.items()}
@@ -68,12 +86,30 @@ def test_dicom_nrrd_and_nifti_give_the_same_valid_report(small_ct, tmp_path):
 def test_outputs_are_complete_and_readable_by_other_tools(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "out"
-    assert main(["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--region", str(folder / "heart.nrrd"), "--progress", "none"]) == 0
+    assert (
+        main(
+            [
+                "calcium",
+                "--method",
+                "classical",
+                str(folder / "ct.nrrd"),
+                "-o",
+                str(out),
+                "--region",
+                str(folder / "heart.nrrd"),
+                "--progress",
+                "none",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     validate_report(report)
     assert report["summary"]["scope"] == "region" and report["lesions"]
     rows = list(csv.DictReader((out / "lesions.csv").open()))
-    assert [float(row["agatston"]) for row in rows] == pytest.approx([l["agatston"] for l in report["lesions"]])
+    assert [float(row["agatston"]) for row in rows] == pytest.approx(
+        [lesion["agatston"] for lesion in report["lesions"]]
+    )
     combined = mesh.Mesh.from_file(str(out / "calcium.stl"))
     assert b"SPACE=LPS" in (out / "calcium.stl").read_bytes()[:80]
     per_lesion = [mesh.Mesh.from_file(str(out / lesion["stl"])) for lesion in report["lesions"]]
@@ -89,7 +125,24 @@ def test_outputs_are_complete_and_readable_by_other_tools(small_ct, tmp_path):
 def test_stl_space_ras_on_request(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "ras"
-    assert main(["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--stl-space", "RAS", "--progress", "none", "--no-snapshot"]) == 0
+    assert (
+        main(
+            [
+                "calcium",
+                "--method",
+                "classical",
+                str(folder / "ct.nrrd"),
+                "-o",
+                str(out),
+                "--stl-space",
+                "RAS",
+                "--progress",
+                "none",
+                "--no-snapshot",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     first = report["lesions"][0]
     points_ras = mesh.Mesh.from_file(str(out / first["stl"])).vectors.reshape(-1, 3)
@@ -100,7 +153,22 @@ def test_stl_space_ras_on_request(small_ct, tmp_path):
 def test_boxes_load_as_slicer_roi_markups(small_ct, tmp_path, mrml_scene):
     folder, _ = small_ct
     out = tmp_path / "out"
-    assert main(["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
+    assert (
+        main(
+            [
+                "calcium",
+                "--method",
+                "classical",
+                str(folder / "ct.nrrd"),
+                "-o",
+                str(out),
+                "--progress",
+                "none",
+                "--no-snapshot",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     roi = mrml_scene.AddNewNodeByClass("vtkMRMLMarkupsROINode")
     storage = roi.CreateDefaultStorageNode()
@@ -115,8 +183,25 @@ def test_boxes_load_as_slicer_roi_markups(small_ct, tmp_path, mrml_scene):
 def test_stl_is_manifold_for_a_3d_printing_slicer(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "out"
-    assert main(["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
-    info = subprocess.run(["prusa-slicer", "--info", str(out / "calcium.stl")], capture_output=True, text=True, timeout=120)
+    assert (
+        main(
+            [
+                "calcium",
+                "--method",
+                "classical",
+                str(folder / "ct.nrrd"),
+                "-o",
+                str(out),
+                "--progress",
+                "none",
+                "--no-snapshot",
+            ]
+        )
+        == 0
+    )
+    info = subprocess.run(
+        ["prusa-slicer", "--info", str(out / "calcium.stl")], capture_output=True, text=True, timeout=120
+    )
     assert info.returncode == 0, info.stderr
     assert "manifold = yes" in info.stdout
     open_edges = [line for line in info.stdout.splitlines() if "open_edges" in line]
@@ -125,7 +210,17 @@ def test_stl_is_manifold_for_a_3d_printing_slicer(small_ct, tmp_path):
 
 def test_json_progress_protocol(small_ct, tmp_path):
     folder, _ = small_ct
-    result = run_cli("calcium", "--method", "classical", folder / "ct.nrrd", "-o", tmp_path / "out", "--progress", "json", "--no-snapshot")
+    result = run_cli(
+        "calcium",
+        "--method",
+        "classical",
+        folder / "ct.nrrd",
+        "-o",
+        tmp_path / "out",
+        "--progress",
+        "json",
+        "--no-snapshot",
+    )
     assert result.returncode == 0, result.stderr
     stream = events(result.stdout)
     assert stream[0]["event"] == "start" and stream[-1]["event"] == "done"
@@ -139,7 +234,9 @@ def test_sigterm_cancels_and_leaves_no_partial_outputs(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO / "LesionDetect")}
     process = subprocess.Popen(
         [sys.executable, "-m", "LesionDetectLib.cli", "calcium", "--sample", "-o", str(out), "--progress", "json"],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     for line in process.stdout:
         if '"progress"' in line:
@@ -155,7 +252,17 @@ def test_sigterm_cancels_and_leaves_no_partial_outputs(tmp_path):
 def test_existing_results_are_refused_unless_overwrite(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "out"
-    args = ["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]
+    args = [
+        "calcium",
+        "--method",
+        "classical",
+        str(folder / "ct.nrrd"),
+        "-o",
+        str(out),
+        "--progress",
+        "none",
+        "--no-snapshot",
+    ]
     assert main(args) == 0
     (out / "notes.txt").write_text("mine")
     before = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
@@ -220,12 +327,27 @@ def test_sample_command_writes_the_bundled_sample(tmp_path):
 
 def test_a_slicer_roi_file_restricts_the_count_like_the_roi_node(small_ct, tmp_path, mrml_scene):
     from LesionDetectLib.regions import roi_mask_from_markups_file
-    from LesionDetectLib.scene import region_mask_from_node
     from LesionDetectLib.scenarios import add_volume_node
+    from LesionDetectLib.scene import region_mask_from_node
 
     folder, volume = small_ct
     full = tmp_path / "full"
-    assert main(["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(full), "--progress", "none", "--no-snapshot"]) == 0
+    assert (
+        main(
+            [
+                "calcium",
+                "--method",
+                "classical",
+                str(folder / "ct.nrrd"),
+                "-o",
+                str(full),
+                "--progress",
+                "none",
+                "--no-snapshot",
+            ]
+        )
+        == 0
+    )
     first = json.loads((full / "report.json").read_text())["lesions"][0]
     roi = mrml_scene.AddNewNodeByClass("vtkMRMLMarkupsROINode")
     roi.SetCenter(*first["center_ras"])
@@ -237,7 +359,16 @@ def test_a_slicer_roi_file_restricts_the_count_like_the_roi_node(small_ct, tmp_p
     node_mask = region_mask_from_node(roi, add_volume_node(mrml_scene, volume))
     assert np.array_equal(roi_mask_from_markups_file(tmp_path / "heart.mrk.json", volume), node_mask)
     out = tmp_path / "roi"
-    args = ["calcium", "--method", "classical", str(folder / "ct.nrrd"), "-o", str(out), "--region", str(tmp_path / "heart.mrk.json")]
+    args = [
+        "calcium",
+        "--method",
+        "classical",
+        str(folder / "ct.nrrd"),
+        "-o",
+        str(out),
+        "--region",
+        str(tmp_path / "heart.mrk.json"),
+    ]
     assert main(args + ["--progress", "none", "--no-snapshot"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["scope"] == "region"

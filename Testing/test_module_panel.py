@@ -53,7 +53,8 @@ def _classes(tree: ast.Module) -> dict[str, ast.ClassDef]:
 
 def _parameter_node_class(tree: ast.Module) -> ast.ClassDef:
     wrapped = [
-        node for node in _classes(tree).values()
+        node
+        for node in _classes(tree).values()
         if any(ast.unparse(decorator) == "parameterNodeWrapper" for decorator in node.decorator_list)
     ]
     assert len(wrapped) == 1, "expected exactly one @parameterNodeWrapper class"
@@ -63,7 +64,8 @@ def _parameter_node_class(tree: ast.Module) -> ast.ClassDef:
 def _parameters(tree: ast.Module) -> dict[str, ast.AnnAssign]:
     """Parameter name → its annotated assignment in the parameter node class."""
     return {
-        node.target.id: node for node in _parameter_node_class(tree).body
+        node.target.id: node
+        for node in _parameter_node_class(tree).body
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
     }
 
@@ -149,7 +151,8 @@ def test_module_never_fakes_slicer_and_imports_no_heavy_package_at_load(module_a
 
 def test_ui_has_every_widget_the_code_uses(module_ast, ui_root):
     used = {
-        node.attr for node in ast.walk(module_ast)
+        node.attr
+        for node in ast.walk(module_ast)
         if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "self.ui"
     }
     assert len(used) >= 10, f"expected the panel to use its widgets, found only {sorted(used)}"
@@ -160,16 +163,24 @@ def test_ui_has_every_widget_the_code_uses(module_ast, ui_root):
 def test_ui_has_the_panel_layout(ui_root):
     widgets = _ui_widgets(ui_root)
     expected = {
-        "inputVolumeSelector": "qMRMLNodeComboBox", "regionSelector": "qMRMLNodeComboBox",
-        "detectorSelector": "QComboBox", "methodSelector": "QComboBox", "deviceSelector": "QComboBox",
-        "detectButton": "QPushButton", "progressBar": "QProgressBar", "statusLabel": "QLabel",
-        "resultsSummaryLabel": "QLabel", "stlCoordinateSelector": "QComboBox",
-        "outputFolderButton": "ctkDirectoryButton", "exportStlButton": "QPushButton",
+        "inputVolumeSelector": "qMRMLNodeComboBox",
+        "regionSelector": "qMRMLNodeComboBox",
+        "detectorSelector": "QComboBox",
+        "methodSelector": "QComboBox",
+        "deviceSelector": "QComboBox",
+        "detectButton": "QPushButton",
+        "progressBar": "QProgressBar",
+        "statusLabel": "QLabel",
+        "resultsSummaryLabel": "QLabel",
+        "stlCoordinateSelector": "QComboBox",
+        "outputFolderButton": "ctkDirectoryButton",
+        "exportStlButton": "QPushButton",
     }
     assert {name: widgets[name].get("class") for name in expected if name in widgets} == expected
     sections = {
         _ui_property(widget, "text").findtext("string")
-        for widget in widgets.values() if widget.get("class") == "ctkCollapsibleButton"
+        for widget in widgets.values()
+        if widget.get("class") == "ctkCollapsibleButton"
     }
     assert sections == {"Inputs", "Run", "Results"}
     assert ui_root.find("widget").get("class") == "qMRMLWidget"
@@ -215,7 +226,8 @@ def test_ui_connects_the_scene_to_every_node_combo_box(ui_root):
     }
     top_name = ui_root.find("widget").get("name")
     connected = {
-        connection.findtext("receiver") for connection in ui_root.iter("connection")
+        connection.findtext("receiver")
+        for connection in ui_root.iter("connection")
         if connection.findtext("sender") == top_name
         and connection.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"
         and connection.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"
@@ -241,7 +253,8 @@ def _configured_module_lists(tmp_path: Path) -> dict[str, list[str]]:
     project.mkdir()
     record = tmp_path / "record"
     record.mkdir()
-    (project / "CMakeLists.txt").write_text(textwrap.dedent(f"""\
+    (project / "CMakeLists.txt").write_text(
+        textwrap.dedent(f"""\
         cmake_minimum_required(VERSION 3.16.3)
         project(RecordModuleLists NONE)
         function(slicerMacroBuildScriptedModule)
@@ -255,17 +268,22 @@ def _configured_module_lists(tmp_path: Path) -> dict[str, list[str]]:
         endfunction()
         set(BUILD_TESTING ON)
         add_subdirectory("{MODULE_DIR.as_posix()}" module)
-        """))
-    subprocess.run(["cmake", "-S", str(project), "-B", str(tmp_path / "build")],
-                   check=True, capture_output=True, text=True)
+        """)
+    )
+    subprocess.run(
+        ["cmake", "-S", str(project), "-B", str(tmp_path / "build")], check=True, capture_output=True, text=True
+    )
     return {name: (record / name).read_text().split(";") for name in ("scripts", "resources", "unittest")}
 
 
 def _files_on_disk(folder: Path) -> set[str]:
     """Files under `folder`, relative to the module folder, skipping caches and hidden files."""
     return {
-        path.relative_to(MODULE_DIR).as_posix() for path in folder.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and not any(p.startswith(".") for p in path.parts)
+        path.relative_to(MODULE_DIR).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and not any(p.startswith(".") for p in path.parts)
         and path.suffix != ".pyc"
     }
 
@@ -286,9 +304,15 @@ def test_module_cmake_lists_every_package_file_and_registers_the_self_test(tmp_p
 
 def test_extension_cmake_declares_the_extension():
     text = (REPO / "CMakeLists.txt").read_text()
-    for required in ("cmake_minimum_required(VERSION 3.16.3)", "project(LesionDetect)", "find_package(Slicer REQUIRED)",
-                     "include(${Slicer_USE_FILE})", "add_subdirectory(LesionDetect)",
-                     "include(${Slicer_EXTENSION_GENERATE_CONFIG})", "include(${Slicer_EXTENSION_CPACK})"):
+    for required in (
+        "cmake_minimum_required(VERSION 3.16.3)",
+        "project(LesionDetect)",
+        "find_package(Slicer REQUIRED)",
+        "include(${Slicer_USE_FILE})",
+        "add_subdirectory(LesionDetect)",
+        "include(${Slicer_EXTENSION_GENERATE_CONFIG})",
+        "include(${Slicer_EXTENSION_CPACK})",
+    ):
         assert required in text
     for variable in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS", "DEPENDS"):
         assert f"set(EXTENSION_{variable} " in text
@@ -371,7 +395,10 @@ def _gone_within(pid: int, seconds: float) -> bool:
 def test_parse_event_keeps_json_events_and_wraps_other_lines():
     assert parse_event('{"event": "progress", "fraction": 0.5}\n') == {"event": "progress", "fraction": 0.5}
     assert parse_event("UserWarning: something\n", "stderr") == {
-        "event": "log", "message": "UserWarning: something", "stream": "stderr"}
+        "event": "log",
+        "message": "UserWarning: something",
+        "stream": "stderr",
+    }
     assert parse_event('{"no_event": 1}')["event"] == "log"
     assert parse_event("[1, 2]")["message"] == "[1, 2]"
 
@@ -483,8 +510,19 @@ def sample_nrrd(tmp_path_factory) -> Path:
 
 
 def _cli_args(sample_nrrd: Path, out_dir: Path) -> list[str]:
-    return ["calcium", str(sample_nrrd), "-o", str(out_dir), "--method", "classical", "--progress", "json", "--device", "cpu",
-            "--no-snapshot"]
+    return [
+        "calcium",
+        str(sample_nrrd),
+        "-o",
+        str(out_dir),
+        "--method",
+        "classical",
+        "--progress",
+        "json",
+        "--device",
+        "cpu",
+        "--no-snapshot",
+    ]
 
 
 @NEEDS_CLI
@@ -551,8 +589,9 @@ def test_detect_import_and_export_like_the_panel(mrml_scene, tmp_path):
 
     volume, _, heart_mask = make_sample(shape_ijk=(128, 128, 24))
     volume_node = _add_volume_node(mrml_scene, volume)
-    region_node = _add_volume_node(mrml_scene, Volume(heart_mask, volume.ijk_to_ras, "heart"),
-                                   "vtkMRMLLabelMapVolumeNode")
+    region_node = _add_volume_node(
+        mrml_scene, Volume(heart_mask, volume.ijk_to_ras, "heart"), "vtkMRMLLabelMapVolumeNode"
+    )
     run = start_detection(volume_node, tmp_path / "work", device="cpu", region_node=region_node)
     assert sorted(p.name for p in run.work_dir.iterdir()) == ["input.nrrd", "region.nrrd"]
     for event in _run_until(run.worker, timeout=300):
@@ -596,7 +635,12 @@ def test_summary_text_lists_scalar_values_and_ends_with_the_scope_note():
     from LesionDetectLib.findings import Findings
     from LesionDetectLib.volume import Volume
 
-    summary = {"agatston_total": 123.456, "category": "101–400", "per_artery": None, "scope_note": "Whole field.",
-               "excluded": {"bone": 2}}
+    summary = {
+        "agatston_total": 123.456,
+        "category": "101–400",
+        "per_artery": None,
+        "scope_note": "Whole field.",
+        "excluded": {"bone": 2},
+    }
     findings = Findings("calcium", "classical", Volume(np.zeros((2, 2, 2), np.int16), np.eye(4)), [], summary)
     assert summary_text(findings) == "0 lesion(s) found.\nAgatston total: 123.5\nCategory: 101–400\nWhole field."

@@ -19,8 +19,8 @@ from LesionDetectLib.scene import (
     SUMMARY_ATTRIBUTE,
     region_mask_from_node,
     remove_run,
-    show_heatmap_in_3d,
     show_findings,
+    show_heatmap_in_3d,
     show_heatmap_in_slice_views,
     surfaces_from_run,
     volume_from_node,
@@ -77,12 +77,26 @@ def ball_surface(center_ras, radius_mm: float) -> Surface:
 def make_findings(volume_node, detector="calcium", with_heatmap=True) -> Findings:
     volume = volume_from_node(volume_node)
     first = Lesion.from_box(
-        volume, 1, "calcium", [[5, 6, 3], [9, 12, 6]], score=0.91,
-        measurements={"artery": "LAD", "agatston": 12.3, "volume_mm3": 25.1, "mass_mg": 4.2,
-                      "peak_hu": 512, "slices": (3, 6)},
+        volume,
+        1,
+        "calcium",
+        [[5, 6, 3], [9, 12, 6]],
+        score=0.91,
+        measurements={
+            "artery": "LAD",
+            "agatston": 12.3,
+            "volume_mm3": 25.1,
+            "mass_mg": 4.2,
+            "peak_hu": 512,
+            "slices": (3, 6),
+        },
     )
     second = Lesion.from_box(
-        volume, 2, "calcium", [[30, 20, 8], [35, 27, 12]], score=0.55,
+        volume,
+        2,
+        "calcium",
+        [[30, 20, 8], [35, 27, 12]],
+        score=0.55,
         measurements={"agatston": 3.0, "volume_mm3": 7.5, "peak_hu": 250, "slices": (8, 12), "artery": "RCA"},
     )
     first.surface = ball_surface(first.center_ras, 2.0)
@@ -218,8 +232,20 @@ def test_table_has_a_row_per_lesion_with_typed_columns(scene):
     findings = make_findings(node)
     table_node = show_findings(scene, node, findings).table_node
     names = [table_node.GetColumnName(c) for c in range(table_node.GetNumberOfColumns())]
-    assert names == ["id", "label", "score", "artery", "agatston", "volume_mm3", "mass_mg", "peak_hu", "slices",
-                     "center R", "center A", "center S"]
+    assert names == [
+        "id",
+        "label",
+        "score",
+        "artery",
+        "agatston",
+        "volume_mm3",
+        "mass_mg",
+        "peak_hu",
+        "slices",
+        "center R",
+        "center A",
+        "center S",
+    ]
     assert table_node.GetNumberOfRows() == 2
     table = table_node.GetTable()
     assert table.GetColumnByName("label").GetValue(1) == "calcium"

@@ -108,12 +108,20 @@ def test_broken_egl_falls_back_to_osmesa(tmp_path):
         "print(snapshot.offscreen_render_window().GetClassName()); "
         "snapshot.render_snapshot(two_lesion_findings(), sys.argv[1], size=(200, 150))"
     )
-    environment = dict(os.environ, __EGL_VENDOR_LIBRARY_FILENAMES=str(tmp_path / "none.json"),
-                       PYTHONPATH=os.pathsep.join([str(LIB_ROOT), str(Path(__file__).parent)]))
+    environment = dict(
+        os.environ,
+        __EGL_VENDOR_LIBRARY_FILENAMES=str(tmp_path / "none.json"),
+        PYTHONPATH=os.pathsep.join([str(LIB_ROOT), str(Path(__file__).parent)]),
+    )
     environment.pop("VTK_DEFAULT_OPENGL_WINDOW", None)
     environment.pop("DISPLAY", None)
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "fallback.png")], env=environment,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "fallback.png")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[0] == "vtkOSOpenGLRenderWindow"
     assert read_png_rgb(tmp_path / "fallback.png").shape == (150, 200, 3)

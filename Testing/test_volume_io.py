@@ -6,6 +6,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from dicom_series import save_slice
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from scipy.spatial.transform import Rotation
@@ -14,15 +15,11 @@ from LesionDetectLib.errors import LesionDetectError
 from LesionDetectLib.volume import LPS_TO_RAS, Volume
 from LesionDetectLib.volume_io import read_volume, write_nrrd
 
-from dicom_series import save_slice
-
 ROWS, COLUMNS, SLICES = 32, 28, 8
 HOT_VOXEL_KJI = (5, 20, 9)
 HOT_HU = 1000
 AXIAL_ROW_COLUMN_LPS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
-OBLIQUE_ROW_COLUMN_LPS = tuple(
-    map(tuple, Rotation.from_euler("xyz", [20, -10, 35], degrees=True).as_matrix().T[:2])
-)
+OBLIQUE_ROW_COLUMN_LPS = tuple(map(tuple, Rotation.from_euler("xyz", [20, -10, 35], degrees=True).as_matrix().T[:2]))
 
 
 def write_series(
@@ -40,7 +37,7 @@ def write_series(
     reverse_names=False,
     slices=SLICES,
 ):
-    """Write a synthetic series (uint16 stored, intercept -1024, HU = 10·k, one hot voxel); return the hot voxel's LPS."""
+    """Write a series (uint16 stored, intercept -1024, HU = 10·k, one hot voxel); return the hot voxel's LPS."""
     folder.mkdir(parents=True, exist_ok=True)
     row_lps, column_lps = (np.array(vector) for vector in row_column_lps)
     normal_lps = np.cross(row_lps, column_lps)
@@ -368,7 +365,6 @@ def test_unsupported_file_is_refused(tmp_path):
     path = tmp_path / "report.pdf"
     path.write_bytes(b"%PDF-1.4\n")
     assert "neither a DICOM image nor a supported volume file" in refused(path)
-
 
 
 def test_raw_nrrd_is_used_in_place_read_only_and_a_truncated_one_is_refused(tmp_path):

@@ -52,7 +52,10 @@ def find_candidates(volume: Volume, threshold_hu: float, rules: BoneRules) -> Ca
         volume_mm3 = counts[label] * voxel_volume_mm3
         bone_labels.add(int(label))
         excluded.append(
-            (Component(int(label), None, int(counts[label])), f"bone: {volume_mm3:.0f} mm³ is larger than {rules.max_lesion_volume_mm3:g} mm³")
+            (
+                Component(int(label), None, int(counts[label])),
+                f"bone: {volume_mm3:.0f} mm³ is larger than {rules.max_lesion_volume_mm3:g} mm³",
+            )
         )
     small = (counts > 0) & (counts <= max_voxels)
     is_small_voxel = small[foreground_labels]

@@ -210,7 +210,9 @@ def _print_summary(report: dict, folder: Path) -> None:
     summary = report["summary"]
     print(f"{len(report['lesions'])} lesions; results in {folder}")
     if "agatston_total" in summary:
-        print(f"Agatston {summary['agatston_total']:.1f} (category {summary['category']}, CAC-DRS {summary['cac_drs']})")
+        print(
+            f"Agatston {summary['agatston_total']:.1f} (category {summary['category']}, CAC-DRS {summary['cac_drs']})"
+        )
         print(summary["scope_note"])
 
 

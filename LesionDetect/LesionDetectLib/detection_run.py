@@ -71,8 +71,19 @@ def start_detection(
         input_path = work_dir / "input.nrrd"
         write_nrrd(volume, input_path)
         output_dir = work_dir / "results"
-        args = [detector, str(input_path), "-o", str(output_dir), "--progress", "json",
-                "--device", device, "--method", method, "--no-snapshot"]
+        args = [
+            detector,
+            str(input_path),
+            "-o",
+            str(output_dir),
+            "--progress",
+            "json",
+            "--device",
+            device,
+            "--method",
+            method,
+            "--no-snapshot",
+        ]
         if region_node is not None:
             region_path = work_dir / "region.nrrd"
             mask = region_mask_from_node(region_node, volume_node)
@@ -103,8 +114,9 @@ def import_results(scene, output_dir, volume_node) -> Findings:
     return findings
 
 
-def export_stl(scene, volume_node, detector: str, folder, coordinate_system: str = "LPS",
-               overwrite: bool = False) -> list[Path]:
+def export_stl(
+    scene, volume_node, detector: str, folder, coordinate_system: str = "LPS", overwrite: bool = False
+) -> list[Path]:
     """Write the surfaces of the volume's current run (combined and per lesion) as STL; return the paths."""
     from .scene import surfaces_from_run
     from .stl import write_stl_files

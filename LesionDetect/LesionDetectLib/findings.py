@@ -37,7 +37,7 @@ class Lesion:
     surface: Surface | None = None
 
     @classmethod
-    def from_box(cls, volume: Volume, lesion_id: int, label: str, box_ijk, **kwargs) -> "Lesion":
+    def from_box(cls, volume: Volume, lesion_id: int, label: str, box_ijk, **kwargs) -> Lesion:
         """Lesion whose RAS centre and size are those of voxel box `box_ijk` in `volume`."""
         box_ijk = np.asarray(box_ijk, dtype=int)
         center_ijk = box_ijk.mean(axis=0)

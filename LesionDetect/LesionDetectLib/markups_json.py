@@ -48,7 +48,10 @@ def roi_markups(findings: Findings) -> dict:
                         "positionStatus": "defined",
                     }
                 ],
-                "display": {"color": list(color_for_label(lesion.label)), "selectedColor": list(color_for_label(lesion.label))},
+                "display": {
+                    "color": list(color_for_label(lesion.label)),
+                    "selectedColor": list(color_for_label(lesion.label)),
+                },
             }
         )
     return {"@schema": MARKUPS_SCHEMA, "markups": markups}

@@ -14,7 +14,15 @@ from pathlib import Path
 
 from .errors import OutputExistsError
 
-RESULT_NAMES = ("report.json", "lesions.csv", "boxes.mrk.json", "snapshot.png", "heatmap.nrrd", "region.nrrd", "lesions")
+RESULT_NAMES = (
+    "report.json",
+    "lesions.csv",
+    "boxes.mrk.json",
+    "snapshot.png",
+    "heatmap.nrrd",
+    "region.nrrd",
+    "lesions",
+)
 
 
 class OutputFolder:

@@ -31,9 +31,7 @@ def write_results(findings: Findings, folder: Path, stl_coordinate_system: str =
         write_stl_files(named, folder, stl_coordinate_system, combined_name=combined)
         outputs["stl_combined"] = combined
         outputs["stl_coordinate_system"] = stl_coordinate_system
-        lesion_files = {
-            lesion.id: f"{LESION_FOLDER}/{lesion_surface_name(lesion)}.stl" for lesion in with_surface
-        }
+        lesion_files = {lesion.id: f"{LESION_FOLDER}/{lesion_surface_name(lesion)}.stl" for lesion in with_surface}
     if findings.heatmap is not None:
         from .volume_io import write_nrrd
 

@@ -75,8 +75,7 @@ def _partial_volume_ellipsoid(shape_kji, ijk_to_lps, plaque: Plaque, samples: in
     hi = np.minimum(np.ceil(center_ijk + reach).astype(int) + 1, shape_kji[::-1])
     offsets = (np.arange(samples) + 0.5) / samples - 0.5
     axes = [
-        (np.arange(lo[d], hi[d])[:, None] + offsets[None, :]).ravel() * spacing[d] + origin[d]
-        - plaque.center_lps[d]
+        (np.arange(lo[d], hi[d])[:, None] + offsets[None, :]).ravel() * spacing[d] + origin[d] - plaque.center_lps[d]
         for d in range(3)
     ]
     x, y, z = (axes[d] / plaque.radii_mm[d] for d in range(3))

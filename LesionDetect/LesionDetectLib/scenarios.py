@@ -13,8 +13,8 @@ import numpy as np
 import slicer
 from vtkmodules.vtkCommonMath import vtkMatrix4x4 as vtk_matrix
 
-from .cli import main as run_cli
 from .calcium_labels import ARTERIES
+from .cli import main as run_cli
 from .detectors.calcium import detect_calcium
 from .results import load_results
 from .sample import make_sample

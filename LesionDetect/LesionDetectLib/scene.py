@@ -33,6 +33,7 @@ MODALITY_ATTRIBUTE = "DICOM.Modality"
 HEATMAP_COLOR_NODE_ID = "vtkMRMLPETProceduralColorNodePET-Heat"
 HEATMAP_LOWER_THRESHOLD = 0.05
 
+
 # How the ROI description writes well-known measurements; other numbers are written as "key value".
 @dataclass
 class RunNodes:
@@ -247,7 +248,7 @@ def _run_folder_item_ids(subject_hierarchy, volume_id: str, detector_id: str) ->
     for index in range(item_ids.GetNumberOfIds()):
         item_id = item_ids.GetId(index)
         if subject_hierarchy.GetItemDataNode(item_id) is None and _is_run_member(
-            lambda name: subject_hierarchy.GetItemAttribute(item_id, name), volume_id, detector_id
+            lambda name, item_id=item_id: subject_hierarchy.GetItemAttribute(item_id, name), volume_id, detector_id
         ):
             folder_item_ids.append(item_id)
     return folder_item_ids

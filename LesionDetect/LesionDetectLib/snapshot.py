@@ -46,9 +46,7 @@ CONTEXT_RGB = (0.85, 0.82, 0.75)
 CONTEXT_OPACITY = 0.18
 
 # Edges of a unit cube whose corners are indexed by bits (i, j, k) = (n & 1, n >> 1 & 1, n >> 2 & 1).
-BOX_EDGES = np.array(
-    [[0, 1], [2, 3], [4, 5], [6, 7], [0, 2], [1, 3], [4, 6], [5, 7], [0, 4], [1, 5], [2, 6], [3, 7]]
-)
+BOX_EDGES = np.array([[0, 1], [2, 3], [4, 5], [6, 7], [0, 2], [1, 3], [4, 6], [5, 7], [0, 4], [1, 5], [2, 6], [3, 7]])
 UNIT_CORNERS = np.array([[n & 1, n >> 1 & 1, n >> 2 & 1] for n in range(8)], dtype=float) - 0.5
 
 

@@ -137,10 +137,16 @@ def _memory_mapped_nrrd(path: Path, fields: dict, data_offset: int) -> Volume:
     byte_order = ">" if fields.get("endian") == "big" else "<"
     try:
         voxels = np.memmap(
-            path, byte_order + NRRD_IN_PLACE_TYPES[fields["type"]], mode="r", offset=data_offset, shape=reader.GetSize()[::-1]
+            path,
+            byte_order + NRRD_IN_PLACE_TYPES[fields["type"]],
+            mode="r",
+            offset=data_offset,
+            shape=reader.GetSize()[::-1],
         )
     except ValueError as error:
-        raise LesionDetectError(f"'{path}' is shorter than its header says ({error}); check that the file is complete.") from error
+        raise LesionDetectError(
+            f"'{path}' is shorter than its header says ({error}); check that the file is complete."
+        ) from error
     modality = reader.GetMetaData("modality") if reader.HasMetaDataKey("modality") else None
     return Volume(voxels, _ijk_to_ras(reader), path.stem, modality)
 
@@ -260,8 +266,7 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> Volume:
     slices = [image_slice for image_slice in map(_read_slice, files) if image_slice is not None]
     if not slices:
         raise LesionDetectError(
-            f"The folder '{folder}' holds no DICOM images; "
-            "choose the folder that directly contains the series files."
+            f"The folder '{folder}' holds no DICOM images; choose the folder that directly contains the series files."
         )
     series = _select_series(folder, slices, series_uid)
     ordered = _ordered_slices(folder, series)
@@ -412,8 +417,7 @@ def _read_series_pixels(folder: Path, paths: list[Path]) -> sitk.Image:
         unreadable = next((path for path in paths if not _pixels_readable(path)), None)
         culprit = f"'{unreadable.name}' is damaged or incomplete" if unreadable else _reason(error)
         raise LesionDetectError(
-            f"The DICOM series in '{folder}' could not be read: {culprit}; "
-            "remove that file or export the series again."
+            f"The DICOM series in '{folder}' could not be read: {culprit}; remove that file or export the series again."
         ) from error
     finally:
         sitk.ProcessObject.SetGlobalWarningDisplay(warnings_shown)
