@@ -23,6 +23,14 @@ from LesionDetectLib.volume_io import write_nrrd
 REPO = Path(__file__).resolve().parents[1]
 
 
+def run_classical(scan, out, *options, snapshot=False) -> int:
+    """The classical method in this process, quietly, without the snapshot unless asked: its exit code."""
+    return main(
+        ["calcium", "--method", "classical", str(scan), "-o", str(out), "--progress", "none", *map(str, options)]
+        + ([] if snapshot else ["--no-snapshot"])
+    )
+
+
 def run_cli(*args):
     """The CLI as a user runs it: a separate process, JSON-lines progress on stdout."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "LesionDetect")}
@@ -57,22 +65,7 @@ def test_dicom_nrrd_and_nifti_give_the_same_valid_report(small_ct, tmp_path):
     reports = {}
     for name in ("dicom", "ct.nrrd", "ct.nii.gz"):
         out = tmp_path / name.replace(".", "_")
-        assert (
-            main(
-                [
-                    "calcium",
-                    "--method",
-                    "classical",
-                    str(folder / name),
-                    "-o",
-                    str(out),
-                    "--progress",
-                    "none",
-                    "--no-snapshot",
-                ]
-            )
-            == 0
-        )
+        assert run_classical(folder / name, out) == 0
         reports[name] = json.loads((out / "report.json").read_text())
         validate_report(reports[name])
     totals = {name: report["summary"]["agatston_total"] for name, report in reports.items()}
@@ -86,23 +79,7 @@ def test_dicom_nrrd_and_nifti_give_the_same_valid_report(small_ct, tmp_path):
 def test_outputs_are_complete_and_readable_by_other_tools(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "calcium",
-                "--method",
-                "classical",
-                str(folder / "ct.nrrd"),
-                "-o",
-                str(out),
-                "--region",
-                str(folder / "heart.nrrd"),
-                "--progress",
-                "none",
-            ]
-        )
-        == 0
-    )
+    assert run_classical(folder / "ct.nrrd", out, "--region", str(folder / "heart.nrrd"), snapshot=True) == 0
     report = json.loads((out / "report.json").read_text())
     validate_report(report)
     assert report["summary"]["scope"] == "region" and report["lesions"]
@@ -125,24 +102,7 @@ def test_outputs_are_complete_and_readable_by_other_tools(small_ct, tmp_path):
 def test_stl_space_ras_on_request(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "ras"
-    assert (
-        main(
-            [
-                "calcium",
-                "--method",
-                "classical",
-                str(folder / "ct.nrrd"),
-                "-o",
-                str(out),
-                "--stl-space",
-                "RAS",
-                "--progress",
-                "none",
-                "--no-snapshot",
-            ]
-        )
-        == 0
-    )
+    assert run_classical(folder / "ct.nrrd", out, "--stl-space", "RAS") == 0
     report = json.loads((out / "report.json").read_text())
     first = report["lesions"][0]
     points_ras = mesh.Mesh.from_file(str(out / first["stl"])).vectors.reshape(-1, 3)
@@ -153,22 +113,7 @@ def test_stl_space_ras_on_request(small_ct, tmp_path):
 def test_boxes_load_as_slicer_roi_markups(small_ct, tmp_path, mrml_scene):
     folder, _ = small_ct
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "calcium",
-                "--method",
-                "classical",
-                str(folder / "ct.nrrd"),
-                "-o",
-                str(out),
-                "--progress",
-                "none",
-                "--no-snapshot",
-            ]
-        )
-        == 0
-    )
+    assert run_classical(folder / "ct.nrrd", out) == 0
     report = json.loads((out / "report.json").read_text())
     roi = mrml_scene.AddNewNodeByClass("vtkMRMLMarkupsROINode")
     storage = roi.CreateDefaultStorageNode()
@@ -183,22 +128,7 @@ def test_boxes_load_as_slicer_roi_markups(small_ct, tmp_path, mrml_scene):
 def test_stl_is_manifold_for_a_3d_printing_slicer(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "calcium",
-                "--method",
-                "classical",
-                str(folder / "ct.nrrd"),
-                "-o",
-                str(out),
-                "--progress",
-                "none",
-                "--no-snapshot",
-            ]
-        )
-        == 0
-    )
+    assert run_classical(folder / "ct.nrrd", out) == 0
     info = subprocess.run(
         ["prusa-slicer", "--info", str(out / "calcium.stl")], capture_output=True, text=True, timeout=120
     )
@@ -252,23 +182,12 @@ def test_sigterm_cancels_and_leaves_no_partial_outputs(tmp_path):
 def test_existing_results_are_refused_unless_overwrite(small_ct, tmp_path):
     folder, _ = small_ct
     out = tmp_path / "out"
-    args = [
-        "calcium",
-        "--method",
-        "classical",
-        str(folder / "ct.nrrd"),
-        "-o",
-        str(out),
-        "--progress",
-        "none",
-        "--no-snapshot",
-    ]
-    assert main(args) == 0
+    assert run_classical(folder / "ct.nrrd", out) == 0
     (out / "notes.txt").write_text("mine")
     before = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
-    assert main(args) == 3
+    assert run_classical(folder / "ct.nrrd", out) == 3
     assert {path.name: path.stat().st_mtime_ns for path in out.iterdir()} == before
-    assert main(args + ["--overwrite"]) == 0
+    assert run_classical(folder / "ct.nrrd", out, "--overwrite") == 0
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "report.json").stat().st_mtime_ns != before["report.json"]
 
@@ -332,22 +251,7 @@ def test_a_slicer_roi_file_restricts_the_count_like_the_roi_node(small_ct, tmp_p
 
     folder, volume = small_ct
     full = tmp_path / "full"
-    assert (
-        main(
-            [
-                "calcium",
-                "--method",
-                "classical",
-                str(folder / "ct.nrrd"),
-                "-o",
-                str(full),
-                "--progress",
-                "none",
-                "--no-snapshot",
-            ]
-        )
-        == 0
-    )
+    assert run_classical(folder / "ct.nrrd", full) == 0
     first = json.loads((full / "report.json").read_text())["lesions"][0]
     roi = mrml_scene.AddNewNodeByClass("vtkMRMLMarkupsROINode")
     roi.SetCenter(*first["center_ras"])
@@ -359,17 +263,7 @@ def test_a_slicer_roi_file_restricts_the_count_like_the_roi_node(small_ct, tmp_p
     node_mask = region_mask_from_node(roi, add_volume_node(mrml_scene, volume))
     assert np.array_equal(roi_mask_from_markups_file(tmp_path / "heart.mrk.json", volume), node_mask)
     out = tmp_path / "roi"
-    args = [
-        "calcium",
-        "--method",
-        "classical",
-        str(folder / "ct.nrrd"),
-        "-o",
-        str(out),
-        "--region",
-        str(tmp_path / "heart.mrk.json"),
-    ]
-    assert main(args + ["--progress", "none", "--no-snapshot"]) == 0
+    assert run_classical(folder / "ct.nrrd", out, "--region", tmp_path / "heart.mrk.json") == 0
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["scope"] == "region"
     assert [lesion["center_ras"] for lesion in report["lesions"]] == [first["center_ras"]]
