@@ -90,7 +90,6 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._run = None
         self._pollTimer = None
-        self._dependenciesReady = False
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -212,7 +211,7 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = "Cancelling…"
             self.ui.detectButton.enabled = False
             return
-        if not self._ensureDependencies():
+        if not self._ensureDependencies(self._parameterNode.method):
             return
         self.ui.statusLabel.text = "Writing the input volume…"
         slicer.app.processEvents()
@@ -287,13 +286,12 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._run.discard()
             self._run = None
 
-    def _ensureDependencies(self):
-        """After confirmation, install what the worker lacks: torch first (else pip pulls its own), then the rest."""
-        if self._dependenciesReady:
-            return True
-        if dependencies.torch_missing() and not self._installTorch():
+    def _ensureDependencies(self, method):
+        """After confirmation, install what `method` lacks: torch first (else pip pulls its own), then the rest."""
+        networks = dependencies.needs_networks(method)
+        if networks and dependencies.torch_missing() and not self._installTorch():
             return False
-        missing = dependencies.missing_packages()
+        missing = dependencies.missing_packages(method)
         if missing:
             if not slicer.util.confirmOkCancelDisplay(
                 "LesionDetect needs these Python packages, which will be downloaded and installed now:\n"
@@ -307,8 +305,7 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             except Exception as error:
                 _showError("Could not install the Python packages.", error)
                 return False
-        self._dependenciesReady = not dependencies.torch_missing() and not dependencies.missing_packages()
-        return self._dependenciesReady
+        return not (networks and dependencies.torch_missing()) and not dependencies.missing_packages(method)
 
     def _installTorch(self):
         """Install PyTorch through the PyTorch extension, which picks the build for this GPU driver."""

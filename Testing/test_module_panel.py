@@ -332,11 +332,19 @@ def test_a_missing_package_is_reported_by_its_pip_requirement(monkeypatch):
     assert dependencies.missing_packages() == ["lesiondetect-absent==1.0"]
 
 
+def test_only_methods_with_networks_ask_for_torch_and_monai(monkeypatch):
+    assert dependencies.needs_networks("deep") and not dependencies.needs_networks("classical")
+    monkeypatch.setitem(dependencies.NETWORK_PACKAGES, "lesiondetect_absent_network", "absent-network==1.0")
+    assert "absent-network==1.0" in dependencies.missing_packages("deep")
+    assert "absent-network==1.0" not in dependencies.missing_packages("classical")
+
+
 def test_requirements_never_name_a_package_that_must_stay_out_of_slicer():
-    names = {re.split("[=<>]", requirement)[0].lower() for requirement in dependencies.REQUIRED_PACKAGES.values()}
+    requirements = {**dependencies.REQUIRED_PACKAGES, **dependencies.NETWORK_PACKAGES}.values()
+    names = {re.split("[=<>]", requirement)[0].lower() for requirement in requirements}
     assert not names & {name.lower() for name in dependencies.NEVER_PIP_INSTALL}
     assert {"slicer-core", "vtk", "trame-slicer"} <= set(dependencies.NEVER_PIP_INSTALL)
-    assert dependencies.REQUIRED_PACKAGES["monai"] == "monai==1.6.1"
+    assert dependencies.NETWORK_PACKAGES["monai"] == "monai==1.6.1"
     assert dependencies.REQUIRED_PACKAGES["skimage"] == "scikit-image==0.26.*"
 
 

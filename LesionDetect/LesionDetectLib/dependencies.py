@@ -21,8 +21,10 @@ REQUIRED_PACKAGES: dict[str, str] = {
     "stl": "numpy-stl",
     "safetensors": "safetensors",
     "tqdm": "tqdm",
-    "monai": "monai==1.6.1",
 }
+# Only for methods with neural networks, and only after torch (MONAI would otherwise pull its own torch).
+NETWORK_PACKAGES: dict[str, str] = {"monai": "monai==1.6.1"}
+NETWORK_METHODS = ("deep",)
 
 TORCH_IMPORT_NAME = "torch"
 TORCH_REQUIREMENT = ">=2.2,<2.15"  # as in pyproject; the PyTorch extension picks the build for the driver
@@ -40,9 +42,15 @@ def is_installed(import_name: str) -> bool:
         return False
 
 
-def missing_packages() -> list[str]:
-    """Pip requirements of the packages (torch excluded) that cannot be imported here."""
-    return [requirement for name, requirement in REQUIRED_PACKAGES.items() if not is_installed(name)]
+def needs_networks(method: str) -> bool:
+    """Whether a detection method runs neural networks (and so needs torch and MONAI)."""
+    return method in NETWORK_METHODS
+
+
+def missing_packages(method: str = "deep") -> list[str]:
+    """Pip requirements of the packages `method` needs (torch excluded) that cannot be imported here."""
+    packages = {**REQUIRED_PACKAGES, **(NETWORK_PACKAGES if needs_networks(method) else {})}
+    return [requirement for name, requirement in packages.items() if not is_installed(name)]
 
 
 def torch_missing() -> bool:
