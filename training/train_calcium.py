@@ -46,10 +46,9 @@ def labelled_volumes(data: dict, split: str):
             yield case.volume, case.labels
 
 
-def build_crops(config: dict, split: str, trees, threshold: float, shrink: int, rng) -> CropSet:
+def build_crops(config: dict, cases, trees, threshold: float, shrink: int, rng) -> CropSet:
     sets = [
-        crops_from_volume(volume, labels, rng, trees, threshold, shrink, **config["crops"])
-        for volume, labels in labelled_volumes(config["data"], split)
+        crops_from_volume(volume, labels, rng, trees, threshold, shrink, **config["crops"]) for volume, labels in cases
     ]
     return CropSet.concatenate(sets)
 
@@ -123,14 +122,15 @@ def main(argv=None) -> int:
     log = open(args.out / "train_log.jsonl", "a")
 
     started = time.perf_counter()
-    acf_cases = (
-        (volume, labels, find_heart_region(volume).mask) for volume, labels in labelled_volumes(config["data"], "train")
-    )
+    train_cases = list(labelled_volumes(config["data"], "train"))  # made once: the ACF and the crops both read them
+    acf_cases = ((volume, labels, find_heart_region(volume).mask) for volume, labels in train_cases)
     trees, threshold, acf_stats = fit_acf(acf_cases, **config.get("acf", {}))
     shrink = acf_stats.get("shrink", 4)
     log.write(json.dumps({"stage": "acf", "seconds": time.perf_counter() - started, **_jsonable(acf_stats)}) + "\n")
-    train_set = build_crops(config, "train", trees, threshold, shrink, rng)
-    val_set = build_crops(config, "val", trees, threshold, shrink, np.random.default_rng(seed + 1))
+    train_set = build_crops(config, train_cases, trees, threshold, shrink, rng)
+    del train_cases
+    val_cases = labelled_volumes(config["data"], "val")
+    val_set = build_crops(config, val_cases, trees, threshold, shrink, np.random.default_rng(seed + 1))
     log.write(json.dumps({"stage": "crops", "train": len(train_set), "val": len(val_set)}) + "\n")
     log.flush()
 
