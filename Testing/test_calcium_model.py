@@ -182,3 +182,18 @@ def test_artery_classes_pool_into_one_coronary_score_and_the_likeliest_artery_la
     assert float(result["scores"][confident][0]) == pytest.approx(0.70, abs=1e-4)
     assert int(result["labels"][confident][0]) == 2  # LAD
     torch.testing.assert_close(result["boxes"][confident][0], network.anchors[chosen].clamp(0, 64))
+
+
+def test_deep_path_searches_a_given_region_and_refuses_one_on_another_grid(tiny_bundle):
+    from LesionDetectLib.detectors.calcium import CalciumParams
+
+    volume, _ = small_sample()
+    model = load_calcium_model(tiny_bundle[0])
+    with pytest.raises(LesionDetectError, match="heart region mask has shape"):
+        detect_calcium_deep(volume, model, CalciumParams(region=np.ones((2, 2, 2), dtype=np.uint8)))
+    region = np.zeros(volume.array.shape, dtype=np.uint8)
+    region[:, 40:150, 40:150] = 1
+    findings = detect_calcium_deep(volume, model, CalciumParams(region=region))
+    np.testing.assert_array_equal(findings.region, region)
+    assert "heart_region_s" not in findings.timings  # the given region replaces the search
+    assert "given region" in findings.summary["scope_note"]

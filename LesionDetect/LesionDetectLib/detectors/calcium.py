@@ -43,9 +43,14 @@ class CalciumParams:
     surfaces: bool = True
 
 
-def check_input(volume: Volume) -> None:
-    """Refuse volumes that are not axial CT in Hounsfield units."""
+def check_input(volume: Volume, region: np.ndarray | None = None) -> None:
+    """Refuse volumes that are not axial CT in Hounsfield units, and region masks on another grid."""
     volume.validate()
+    if region is not None and region.shape != volume.array.shape:
+        raise LesionDetectError(
+            f"The heart region mask has shape {region.shape}, the volume {volume.array.shape}: "
+            "give a mask on the same voxel grid."
+        )
     if volume.modality and volume.modality.upper() != "CT":
         raise LesionDetectError(
             f"'{volume.name}' is {volume.modality}, but the calcium detector needs a non-contrast CT."
@@ -72,12 +77,7 @@ def detect_calcium(volume: Volume, params: CalciumParams | None = None, progress
     timings = {}
     started = time.perf_counter()
     report("check", 0.0, "Checking the input volume")
-    check_input(volume)
-    if params.region is not None and params.region.shape != volume.array.shape:
-        raise LesionDetectError(
-            f"The heart region mask has shape {params.region.shape}, the volume {volume.array.shape}: "
-            "give a mask on the same voxel grid."
-        )
+    check_input(volume, params.region)
     report("candidates", 0.05, f"Labelling voxels ≥ {params.threshold_hu:g} HU")
     candidates = find_candidates(volume, params.threshold_hu, params.bone)
     timings["candidates_s"] = time.perf_counter() - started

@@ -44,7 +44,7 @@ class SliceDetection:
 class DeepStages:
     """What the deep path saw and found before lesions are built: region, ACF windows and map, SSD boxes."""
 
-    heart: object  # heart_region.HeartRegion
+    heart: object  # heart_region.HeartRegion; None when the user gave the region
     region: np.ndarray  # bool (k, j, i): the heart region, or the region the user gave
     windows: list[Window]
     acf_map: np.ndarray
@@ -55,10 +55,13 @@ class DeepStages:
 def run_stages(volume: Volume, model: CalciumModel, region: np.ndarray | None, device: str, report) -> DeepStages:
     """Heart region (unless `region` is given), ACF windows, and the SSD's boxes on them."""
     timings, started = {}, time.perf_counter()
-    report("region", 0.02, "Finding the heart region")
-    heart = find_heart_region(volume)
-    region = region.astype(bool) if region is not None else heart.mask
-    timings["heart_region_s"] = time.perf_counter() - started
+    heart = None
+    if region is None:
+        report("region", 0.02, "Finding the heart region")
+        heart = find_heart_region(volume)
+        region = heart.mask
+        timings["heart_region_s"] = time.perf_counter() - started
+    region = region.astype(bool)
     report("candidates", 0.1, "Proposing candidate windows (ACF)")
     stage = time.perf_counter()
     candidates, acf_map = propose(
@@ -84,7 +87,7 @@ def detect_calcium_deep(
     params = params or CalciumParams()
     report = progress or (lambda stage, fraction, message: None)
     started = time.perf_counter()
-    check_input(volume)
+    check_input(volume, params.region)
     stages = run_stages(volume, model, params.region, device, report)
     return findings_from_stages(volume, model, params, stages, device, report, started)
 
@@ -109,7 +112,7 @@ def findings_from_stages(
     timings["total_s"] = time.perf_counter() - started
     region_name = "given region" if params.region is not None else "heart region found from anatomy"
     note = SCOPE_DEEP.format(arteries=", ".join(ARTERIES), region=region_name)
-    if params.region is None and not stages.heart.found:
+    if stages.heart is not None and not stages.heart.found:
         note += " " + stages.heart.note
     summary = calcium_summary(lesions, components.excluded + excluded, voxel_volume_mm3(volume), params, "region", note)
     summary["candidates"] = {
