@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from LesionDetectLib.volume import LPS_TO_RAS, Volume, ijk_to_ras_matrix
+from LesionDetectLib.io.volume import LPS_TO_RAS, Volume, ijk_to_ras_matrix
 
 BACKGROUND_HU = 40
 

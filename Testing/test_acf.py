@@ -7,8 +7,8 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from train_acf import case_blocks, fit_acf, save_acf, trees_from_sklearn, window_mask
 
-from LesionDetectLib.acf import load_acf, propose, score_map, windows_from_scores
-from LesionDetectLib.acf_channels import (
+from LesionDetectLib.detectors.calcium.acf import load_acf, propose, score_map, windows_from_scores
+from LesionDetectLib.detectors.calcium.acf_channels import (
     CHANNELS,
     HU_BANDS,
     N_FEATURES,
@@ -18,8 +18,8 @@ from LesionDetectLib.acf_channels import (
     scored_blocks,
     window_features,
 )
-from LesionDetectLib.heart_region import find_heart_region
-from LesionDetectLib.sample import make_sample
+from LesionDetectLib.detectors.calcium.heart_region import find_heart_region
+from LesionDetectLib.detectors.calcium.sample import make_sample
 
 ARTERY_CODES = {"LM": 1, "LAD": 2, "LCX": 3, "RCA": 4}
 BONE = 8

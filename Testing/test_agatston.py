@@ -3,8 +3,8 @@
 import pytest
 from phantoms import ct_volume
 
-from LesionDetectLib.agatston import agatston_category, agatston_weight, cac_drs
-from LesionDetectLib.detectors.calcium import CalciumParams, detect_calcium
+from LesionDetectLib.detectors.calcium.agatston import agatston_category, agatston_weight, cac_drs
+from LesionDetectLib.detectors.calcium.classical import CalciumParams, detect_calcium
 
 
 def square_lesion(volume, k, j0, i0, side, hu):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from LesionDetectLib.calcium_crops import (
+from LesionDetectLib.detectors.calcium.crops import (
     CROP_PX,
     HU_HIGH,
     HU_LOW,

@@ -11,8 +11,8 @@ from dicom_series import save_slice
 from pydicom.uid import generate_uid
 
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.volume import LPS_TO_RAS, Volume
-from LesionDetectLib.volume_io import write_nrrd
+from LesionDetectLib.io.volume import LPS_TO_RAS, Volume
+from LesionDetectLib.io.volume_io import write_nrrd
 
 SPACING = (0.4, 0.4, 3.0)  # i, j, k in mm, like COCA's 3 mm gated series
 ORIGIN_LPS = np.array([-78.5, -203.0, -335.75])

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from synthetic_cardiac_ct import make_case
 
-from LesionDetectLib.calcium_labels import ARTERIES, CORONARY_CODES
-from LesionDetectLib.calcium_model import DEFAULT_MANIFEST, file_sha256, load_calcium_model
-from LesionDetectLib.cli import main as cli_main
-from LesionDetectLib.detectors import DETECTORS
-from LesionDetectLib.detectors.calcium import CalciumParams, detect_calcium
-from LesionDetectLib.detectors.calcium_deep import detect_calcium_deep
-from LesionDetectLib.report import validate_report
+from LesionDetectLib.app.cli import main as cli_main
+from LesionDetectLib.detection.registry import get_detector
+from LesionDetectLib.detectors.calcium.classical import CalciumParams, detect_calcium
+from LesionDetectLib.detectors.calcium.deep import detect_calcium_deep
+from LesionDetectLib.detectors.calcium.labels import ARTERIES, CORONARY_CODES
+from LesionDetectLib.detectors.calcium.model import DEFAULT_MANIFEST, file_sha256, load_calcium_model
+from LesionDetectLib.results.report import validate_report
 
 UNSEEN_SEED = 9004  # not a training (1000–1029) or validation (5000–5003) seed; has aortic calcium and coronary plaques
 
@@ -33,7 +33,7 @@ def test_shipped_weights_match_their_manifest_and_are_small():
     weights = DEFAULT_MANIFEST.parent / manifest["weights"]
     assert file_sha256(weights) == manifest["sha256"]
     assert weights.stat().st_size <= 30 * 1024**2
-    assert DETECTORS["calcium"].default_method == "deep"
+    assert get_detector("calcium").default_method == "deep"
 
 
 def coronary_total(case) -> float:

@@ -5,11 +5,11 @@ import pytest
 from phantoms import add_sphere, ct_volume
 from vtkmodules.vtkFiltersCore import vtkFeatureEdges
 
-from LesionDetectLib.detectors.calcium import CalciumParams, detect_calcium
+from LesionDetectLib.detection.findings import Surface
+from LesionDetectLib.detectors.calcium.classical import CalciumParams, detect_calcium
+from LesionDetectLib.results.meshes import iso_surface_ijk
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.findings import Surface
-from LesionDetectLib.meshes import polydata_from_surface
-from LesionDetectLib.surfaces import iso_surface_ijk
+from LesionDetectLib.results.meshes import polydata_from_surface
 
 
 def test_large_bone_and_field_of_view_cuts_are_excluded_and_listed():

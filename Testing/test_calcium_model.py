@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from LesionDetectLib.acf import BoostedTrees
-from LesionDetectLib.calcium_model import file_sha256, load_calcium_model, save_calcium_model
-from LesionDetectLib.cli import main as cli_main
-from LesionDetectLib.detectors.calcium_deep import detect_calcium_deep
+from LesionDetectLib.app.cli import main as cli_main
+from LesionDetectLib.detectors.calcium.acf import BoostedTrees
+from LesionDetectLib.detectors.calcium.deep import detect_calcium_deep
+from LesionDetectLib.detectors.calcium.model import file_sha256, load_calcium_model, save_calcium_model
+from LesionDetectLib.detectors.calcium.sample import make_sample
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.nets.ssd import CalciumSSD, SSDConfig
-from LesionDetectLib.report import validate_report
-from LesionDetectLib.results import write_results
-from LesionDetectLib.sample import make_sample
-from LesionDetectLib.volume_io import read_volume, write_nrrd
+from LesionDetectLib.io.volume_io import read_volume, write_nrrd
+from LesionDetectLib.nets.ssd import ResNetSSD, SSDConfig
+from LesionDetectLib.results.report import validate_report
+from LesionDetectLib.results.result_files import write_results
 
 TINY = SSDConfig(width=0.125, blocks=(1, 1, 1, 1))
 
@@ -37,7 +37,7 @@ def constant_trees(log_odds: float) -> BoostedTrees:
 @pytest.fixture
 def tiny_bundle(tmp_path):
     torch.manual_seed(0)
-    network = CalciumSSD(TINY).eval()
+    network = ResNetSSD(TINY).eval()
     manifest = save_calcium_model(network, constant_trees(3.0), 0.5, 4, tmp_path / "model", {"version": "tiny-test"})
     return manifest, network
 
@@ -167,9 +167,9 @@ def test_cli_refuses_a_wrong_weights_file_with_exit_2(tiny_bundle, tmp_path, cap
 
 
 def test_artery_classes_pool_into_one_coronary_score_and_the_likeliest_artery_labels_it():
-    from LesionDetectLib.detectors.calcium_deep import decode_coronary
+    from LesionDetectLib.detectors.calcium.deep import decode_coronary
 
-    network = CalciumSSD(TINY).eval()
+    network = ResNetSSD(TINY).eval()
     anchors = len(network.anchors)
     logits = torch.full((1, anchors, 6), -20.0)
     logits[..., 0] = 10.0
@@ -185,7 +185,7 @@ def test_artery_classes_pool_into_one_coronary_score_and_the_likeliest_artery_la
 
 
 def test_deep_path_searches_a_given_region_and_refuses_one_on_another_grid(tiny_bundle):
-    from LesionDetectLib.detectors.calcium import CalciumParams
+    from LesionDetectLib.detectors.calcium.classical import CalciumParams
 
     volume, _ = small_sample()
     model = load_calcium_model(tiny_bundle[0])

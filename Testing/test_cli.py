@@ -14,11 +14,11 @@ import SimpleITK as sitk
 from dicom_series import write_ct_series
 from stl import mesh
 
-from LesionDetectLib.cli import main
-from LesionDetectLib.report import validate_report
-from LesionDetectLib.sample import make_sample
-from LesionDetectLib.volume import Volume
-from LesionDetectLib.volume_io import write_nrrd
+from LesionDetectLib.app.cli import main
+from LesionDetectLib.detectors.calcium.sample import make_sample
+from LesionDetectLib.io.volume import Volume
+from LesionDetectLib.io.volume_io import write_nrrd
+from LesionDetectLib.results.report import validate_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def run_cli(*args):
     """The CLI as a user runs it: a separate process, JSON-lines progress on stdout."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "LesionDetect")}
     return subprocess.run(
-        [sys.executable, "-m", "LesionDetectLib.cli", *map(str, args)],
+        [sys.executable, "-m", "LesionDetectLib.app.cli", *map(str, args)],
         capture_output=True,
         text=True,
         env=env,
@@ -163,7 +163,7 @@ def test_sigterm_cancels_and_leaves_no_partial_outputs(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO / "LesionDetect")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "LesionDetectLib.cli", "calcium", "--sample", "-o", str(out), "--progress", "json"],
+        [sys.executable, "-m", "LesionDetectLib.app.cli", "calcium", "--sample", "-o", str(out), "--progress", "json"],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -237,17 +237,39 @@ def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(small_ct, tmp
     assert sorted(p.name for p in folder.iterdir()) == files_before
 
 
-def test_sample_command_writes_the_bundled_sample(tmp_path):
-    assert main(["sample", str(tmp_path / "sample.nrrd"), "--slices", "8"]) == 0
+def test_write_sample_writes_the_detectors_bundled_sample(tmp_path):
+    assert main(["calcium", "--write-sample", str(tmp_path / "sample.nrrd")]) == 0
     image = sitk.ReadImage(str(tmp_path / "sample.nrrd"))
-    assert image.GetSize() == (512, 512, 8)
-    assert main(["sample", str(tmp_path / "sample.nrrd"), "--slices", "8"]) == 2
+    assert image.GetSize() == (512, 512, 64)
+    assert main(["calcium", "--write-sample", str(tmp_path / "sample.nrrd")]) == 2  # never overwritten
+
+
+def test_options_out_of_range_are_refused_before_running(small_ct, tmp_path):
+    folder, _ = small_ct
+    result = run_cli(
+        "calcium", folder / "ct.nrrd", "-o", tmp_path / "out", "--threshold-hu", "20", "--progress", "json"
+    )
+    assert result.returncode == 2
+    assert "--threshold-hu must be ≥ 100" in events(result.stdout)[-1]["message"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_lists_every_file_it_wrote(small_ct, tmp_path):
+    from LesionDetectLib.results.result_files import output_files
+
+    folder, _ = small_ct
+    out = tmp_path / "out"
+    assert run_classical(folder / "ct.nrrd", out, "--threshold-hu", "150", snapshot=True) == 0
+    report = json.loads((out / "report.json").read_text())
+    written = {str(path.relative_to(out)) for path in out.rglob("*") if path.is_file()}
+    assert written == set(output_files(report)) and "snapshot.png" in written
+    assert report["params"] == {"region": None, "threshold_hu": 150.0, "mass_calibration": 1.0}
 
 
 def test_a_slicer_roi_file_restricts_the_count_like_the_roi_node(small_ct, tmp_path, mrml_scene):
-    from LesionDetectLib.regions import roi_mask_from_markups_file
+    from LesionDetectLib.io.regions import roi_mask_from_markups_file
     from LesionDetectLib.scenarios import add_volume_node
-    from LesionDetectLib.scene import region_mask_from_node
+    from LesionDetectLib.scene.volume_presenter import region_mask_from_node
 
     folder, volume = small_ct
     full = tmp_path / "full"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from LesionDetectLib.heart_region import find_heart_region
-from LesionDetectLib.sample import make_sample
-from LesionDetectLib.volume import Volume
+from LesionDetectLib.detectors.calcium.heart_region import find_heart_region
+from LesionDetectLib.detectors.calcium.sample import make_sample
+from LesionDetectLib.io.volume import Volume
 
 SHAPE_IJK = (256, 256, 32)
 

@@ -1,16 +1,18 @@
-"""The Slicer module without the Slicer app: its source, .ui, CMake, dependency table and worker process.
+"""The Slicer module without the Slicer app: its source, .ui, bindings, CMake, dependency table and worker.
 
-`LesionDetect.py` imports qt, which only exists inside Slicer, so it is checked through its AST; the
-worker process is exercised against real child processes, and against the real CLI.
+`LesionDetect.py` imports qt, which only exists inside Slicer, so it is checked through its AST and
+the .ui file; what it connects is data (`BINDINGS`, `OPTION_WIDGET_CLASSES`) checked here against
+the widget classes' real signals. The panel's behaviour is driven for real in test_panel_controller.py.
 """
 
 from __future__ import annotations
 
 import ast
+import glob
+import inspect
 import json
 import os
 import py_compile
-import re
 import shutil
 import signal
 import subprocess
@@ -23,8 +25,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from LesionDetectLib import dependencies
-from LesionDetectLib.worker_process import EXIT_EVENT, PACKAGE_PARENT, WorkerProcess, parse_event, worker_command
+from LesionDetectLib.app import dependencies
+from LesionDetectLib.app.panel_controller import (
+    BINDINGS,
+    INPUT_WIDGETS,
+    OPTION_WIDGET_CLASSES,
+    POLL_TIMER,
+    POLL_TIMER_CLASS,
+    PanelController,
+    PanelView,
+)
+from LesionDetectLib.app.worker_process import EXIT_EVENT, PACKAGE_PARENT, WorkerProcess, parse_event, worker_command
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE_DIR = REPO / "LesionDetect"
@@ -32,6 +43,34 @@ MODULE_FILE = MODULE_DIR / "LesionDetect.py"
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "LesionDetect.ui"
 LIB_DIR = MODULE_DIR / "LesionDetectLib"
 POSIX_ONLY = pytest.mark.skipif(os.name == "nt", reason="process-group signals are POSIX; Windows uses taskkill")
+
+# The signals of the widget classes the panel connects, normalised as PythonQt's connect() takes them.
+# Qt's: those in both Qt 5.15 and Qt 6, checked against Qt's own QMetaObject below when PyQt5 is installed.
+# CTK's and Slicer's, from their headers: commontk/CTK Libs/Widgets/ctkSliderWidget.h and
+# ctkDirectoryButton.h, Slicer/Slicer Libs/MRML/Widgets/qMRMLNodeComboBox.h (`const QString&` → `QString`).
+QT_SIGNALS = {
+    "QPushButton": {"clicked(bool)", "clicked()", "pressed()", "released()", "toggled(bool)"},
+    "QComboBox": {"currentIndexChanged(int)", "currentTextChanged(QString)", "activated(int)", "highlighted(int)"},
+    "QCheckBox": {"toggled(bool)", "stateChanged(int)", "clicked(bool)"},
+    "QSpinBox": {"valueChanged(int)", "textChanged(QString)", "editingFinished()"},
+    "QDoubleSpinBox": {"valueChanged(double)", "textChanged(QString)", "editingFinished()"},
+    "QLineEdit": {"textChanged(QString)", "textEdited(QString)", "editingFinished()", "returnPressed()"},
+    "QTimer": {"timeout()"},
+}
+CTK_AND_MRML_SIGNALS = {
+    "ctkSliderWidget": {"valueChanged(double)", "valueIsChanging(double)", "decimalsChanged(int)"},
+    "ctkDirectoryButton": {"directoryChanged(QString)", "directorySelected(QString)"},
+    "qMRMLNodeComboBox": {
+        "currentNodeChanged(vtkMRMLNode*)",
+        "currentNodeChanged(bool)",
+        "currentNodeIDChanged(QString)",
+        "nodeActivated(vtkMRMLNode*)",
+        "nodeAdded(vtkMRMLNode*)",
+        "nodeAboutToBeRemoved(vtkMRMLNode*)",
+        "currentNodeRenamed(QString)",
+    },
+}
+WIDGET_SIGNALS = {**QT_SIGNALS, **CTK_AND_MRML_SIGNALS}
 
 
 # ---------------------------------------------------------------- module source
@@ -51,62 +90,25 @@ def _classes(tree: ast.Module) -> dict[str, ast.ClassDef]:
     return {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
 
 
-def _parameter_node_class(tree: ast.Module) -> ast.ClassDef:
-    wrapped = [
-        node
-        for node in _classes(tree).values()
-        if any(ast.unparse(decorator) == "parameterNodeWrapper" for decorator in node.decorator_list)
-    ]
-    assert len(wrapped) == 1, "expected exactly one @parameterNodeWrapper class"
-    return wrapped[0]
-
-
-def _parameters(tree: ast.Module) -> dict[str, ast.AnnAssign]:
-    """Parameter name → its annotated assignment in the parameter node class."""
-    return {
-        node.target.id: node
-        for node in _parameter_node_class(tree).body
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-    }
-
-
-def _module_constants(tree: ast.Module) -> dict[str, object]:
-    """Module-level NAME = <literal> assignments."""
-    constants = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                constants[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                pass
-    return constants
-
-
-def _choices(annotation: ast.expr, constants: dict) -> list | None:
-    """The values of a `Choice(...)` inside an annotation, or None without one."""
-    for node in ast.walk(annotation):
-        if isinstance(node, ast.Call) and ast.unparse(node.func) == "Choice":
-            argument = node.args[0]
-            return constants[argument.id] if isinstance(argument, ast.Name) else ast.literal_eval(argument)
-    return None
+def _methods(class_node: ast.ClassDef) -> dict[str, ast.FunctionDef]:
+    return {node.name: node for node in class_node.body if isinstance(node, ast.FunctionDef)}
 
 
 def _ui_widgets(root: ElementTree.Element) -> dict[str, ElementTree.Element]:
     return {widget.get("name"): widget for widget in root.iter("widget")}
 
 
+def _ui_classes(root: ElementTree.Element) -> dict[str, str]:
+    return {name: widget.get("class") for name, widget in _ui_widgets(root).items()}
+
+
 def _ui_property(widget: ElementTree.Element, name: str) -> ElementTree.Element | None:
     return next((prop for prop in widget.findall("property") if prop.get("name") == name), None)
 
 
-def _parameter_widgets(root: ElementTree.Element) -> dict[str, ElementTree.Element]:
-    """SlicerParameterName → the widget carrying it."""
-    bound = {}
-    for widget in root.iter("widget"):
-        prop = _ui_property(widget, "SlicerParameterName")
-        if prop is not None:
-            bound[prop.findtext("string")] = widget
-    return bound
+def _signal_argument_count(signature: str) -> int:
+    arguments = signature[signature.index("(") + 1 : -1]
+    return len(arguments.split(",")) if arguments else 0
 
 
 def test_module_file_compiles(tmp_path):
@@ -116,7 +118,7 @@ def test_module_file_compiles(tmp_path):
 def test_module_defines_the_four_template_classes(module_ast):
     expected_bases = {
         "LesionDetect": ["ScriptedLoadableModule"],
-        "LesionDetectWidget": ["ScriptedLoadableModuleWidget", "VTKObservationMixin"],
+        "LesionDetectWidget": ["ScriptedLoadableModuleWidget"],
         "LesionDetectLogic": ["ScriptedLoadableModuleLogic"],
         "LesionDetectTest": ["ScriptedLoadableModuleTest"],
     }
@@ -124,15 +126,7 @@ def test_module_defines_the_four_template_classes(module_ast):
     for name, bases in expected_bases.items():
         assert name in classes, f"LesionDetect.py lacks class {name}"
         assert [ast.unparse(base) for base in classes[name].bases] == bases
-    assert _parameter_node_class(module_ast).name == "LesionDetectParameterNode"
-
-
-def test_logic_and_test_classes_have_the_entry_points_the_panel_and_ctest_call(module_ast):
-    classes = _classes(module_ast)
-    methods = {name: {f.name for f in node.body if isinstance(f, ast.FunctionDef)} for name, node in classes.items()}
-    assert {"getParameterNode", "startDetection", "importResults", "exportStl"} <= methods["LesionDetectLogic"]
-    assert {"setUp", "runTest"} <= methods["LesionDetectTest"]
-    assert {"setup", "cleanup", "enter", "exit", "onDetectButton", "onExportStlButton"} <= methods["LesionDetectWidget"]
+    assert {"setUp", "runTest"} <= set(_methods(classes["LesionDetectTest"]))
 
 
 def test_module_never_fakes_slicer_and_imports_no_heavy_package_at_load(module_ast):
@@ -142,8 +136,147 @@ def test_module_never_fakes_slicer_and_imports_no_heavy_package_at_load(module_a
             top_level_imports |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             top_level_imports.add(node.module)
-    assert not top_level_imports & {"torch", "monai", "skimage", "cc3d", "stl", "LesionDetectLib.scene"}
-    assert {"slicer", "qt", "slicer.ScriptedLoadableModule"} <= top_level_imports
+    assert {"slicer", "qt", "ctk", "slicer.ScriptedLoadableModule"} <= top_level_imports
+    lib_imports = {name for name in top_level_imports if name.startswith("LesionDetectLib")}
+    assert lib_imports == {"LesionDetectLib.app", "LesionDetectLib.app.slicer_version", "LesionDetectLib.errors"}, (
+        "at load, LesionDetect.py may import only the Python 3.9-safe modules (the version check runs first)"
+    )
+
+
+def _python39() -> str | None:
+    found = shutil.which("python3.9")
+    candidates = ([found] if found else []) + sorted(
+        glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9"))
+    )
+    for candidate in candidates:
+        if subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+def test_an_old_slicers_python_loads_the_module_and_gets_the_version_message(tmp_path):
+    """Slicer 5.8 runs Python 3.9: the module file and what it imports at load must work there."""
+    for path in (MODULE_FILE, LIB_DIR / "app" / "slicer_version.py", LIB_DIR / "app" / "dependencies.py"):
+        ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 9))
+    python39 = _python39()
+    if python39 is None:
+        pytest.skip("no Python 3.9 interpreter here (the grammar check above still ran)")
+    script = textwrap.dedent(f"""\
+        import py_compile, sys
+        sys.path.insert(0, {str(MODULE_DIR)!r})
+        py_compile.compile({str(MODULE_FILE)!r}, cfile={str(tmp_path / "LesionDetect.pyc")!r}, doraise=True)
+        from LesionDetectLib.app import dependencies
+        from LesionDetectLib.app.slicer_version import slicer_version_problem
+        from LesionDetectLib.errors import LesionDetectError
+        print(slicer_version_problem(5, 8, sys.version_info))
+        print(sorted(name for name in sys.modules if name.startswith("LesionDetectLib")))
+        """)
+    result = subprocess.run([python39, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    message, modules = result.stdout.strip().splitlines()
+    assert message.startswith("LesionDetect needs 3D Slicer 5.10 or later; this is Slicer 5.8 (Python 3.9).")
+    assert ast.literal_eval(modules) == [
+        "LesionDetectLib",
+        "LesionDetectLib.app",
+        "LesionDetectLib.app.dependencies",
+        "LesionDetectLib.app.slicer_version",
+        "LesionDetectLib.errors",
+    ]
+
+
+def test_the_module_checks_the_slicer_version_before_building_the_panel(module_ast):
+    classes = _classes(module_ast)
+    module_init = ast.unparse(_methods(classes["LesionDetect"])["__init__"])
+    setup = _methods(classes["LesionDetectWidget"])["setup"]
+    setup_source = ast.unparse(setup)
+    assert "versionProblem()" in module_init and "versionProblem()" in setup_source
+    assert setup_source.index("versionProblem()") < setup_source.index("loadUI")
+    assert setup_source.index("return") < setup_source.index("panel_controller"), "the controller import waits"
+    assert "versionProblem()" in ast.unparse(_methods(classes["LesionDetectTest"])["runTest"])
+
+
+# ---------------------------------------------------------------- bindings: widget → signal → controller method
+
+
+def test_every_binding_names_a_widget_of_the_ui_a_signal_it_has_and_a_controller_method(ui_root):
+    classes = {**_ui_classes(ui_root), POLL_TIMER: POLL_TIMER_CLASS}
+    assert {binding.widget for binding in BINDINGS} >= {"detectButton", "exportStlButton", "methodSelector", POLL_TIMER}
+    for binding in BINDINGS:
+        assert binding.widget in classes, f"binding to '{binding.widget}', which LesionDetect.ui does not have"
+        widget_class = classes[binding.widget]
+        assert binding.signal in WIDGET_SIGNALS[widget_class], (
+            f"{binding.widget} is a {widget_class}, which has no signal {binding.signal}; "
+            f"it has {sorted(WIDGET_SIGNALS[widget_class])}"
+        )
+        slot = getattr(PanelController, binding.slot, None)
+        assert callable(slot), f"PanelController has no method {binding.slot}"
+        parameters = list(inspect.signature(slot).parameters.values())[1:]
+        required = [p for p in parameters if p.default is inspect.Parameter.empty]
+        assert len(required) <= _signal_argument_count(binding.signal) <= len(parameters), (
+            f"{binding.slot}{inspect.signature(slot)} cannot take what {binding.signal} sends"
+        )
+    assert len({(binding.widget, binding.signal) for binding in BINDINGS}) == len(BINDINGS)
+
+
+def test_every_option_widget_class_has_its_signal_and_the_widget_can_make_it(module_ast):
+    for kind, (widget_class, signal_signature) in OPTION_WIDGET_CLASSES.items():
+        assert signal_signature in WIDGET_SIGNALS[widget_class], f"{kind}: {widget_class} has no {signal_signature}"
+        assert _signal_argument_count(signal_signature) == 1, "on_option_changed(name, value) takes one value"
+    widget_class = _classes(module_ast)["LesionDetectWidget"]
+    factories = next(
+        node.value
+        for node in widget_class.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "OPTION_WIDGET_FACTORIES"
+    )
+    assert {key.value for key in factories.keys} == {cls for cls, _ in OPTION_WIDGET_CLASSES.values()}
+
+
+def test_the_signal_table_matches_qts_own_meta_objects():
+    qt_core = pytest.importorskip("PyQt5.QtCore", reason="PyQt5 checks the Qt part of the table")
+    from PyQt5 import QtWidgets
+
+    for class_name, signals in QT_SIGNALS.items():
+        qt_class = getattr(QtWidgets, class_name, None) or getattr(qt_core, class_name)
+        meta_object = qt_class.staticMetaObject
+        real = {
+            bytes(meta_object.method(index).methodSignature()).decode()
+            for index in range(meta_object.methodCount())
+            if meta_object.method(index).methodType() == qt_core.QMetaMethod.Signal
+        }
+        assert signals <= real, f"{class_name} has no signal(s) {sorted(signals - real)}"
+
+
+def test_the_widget_connects_only_what_the_binding_tables_say(module_ast):
+    connects = [
+        node
+        for node in ast.walk(module_ast)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "connect"
+    ]
+    assert connects, "LesionDetect.py connects no signal"
+    for call in connects:
+        assert not isinstance(call.args[0], ast.Constant), (
+            f"'{ast.unparse(call)}': signals come from BINDINGS or the option fields, not from literals here"
+        )
+    setup = ast.unparse(_methods(_classes(module_ast)["LesionDetectWidget"])["setup"])
+    assert "for binding in BINDINGS:" in setup
+    assert "connect(binding.signal, getattr(self.controller, binding.slot))" in setup
+    assert "self.controller.setup()" in setup
+
+
+def test_the_widget_implements_the_view_interface_and_forwards_its_life_cycle(module_ast):
+    widget = _methods(_classes(module_ast)["LesionDetectWidget"])
+    view_methods = {
+        name: function
+        for name, function in inspect.getmembers(PanelView, inspect.isfunction)
+        if not name.startswith("_")
+    }
+    assert set(view_methods) >= {"set_text", "set_enabled", "set_progress", "start_poll_timer", "show_error", "confirm"}
+    for name, function in view_methods.items():
+        assert name in widget, f"LesionDetectWidget does not implement PanelView.{name}"
+        expected = list(inspect.signature(function).parameters)
+        assert [argument.arg for argument in widget[name].args.args] == expected, f"{name}: parameters differ"
+    for life_cycle in ("cleanup", "enter", "exit"):
+        assert f"self.controller.{life_cycle}()" in ast.unparse(widget[life_cycle])
 
 
 # ---------------------------------------------------------------- .ui file
@@ -155,19 +288,19 @@ def test_ui_has_every_widget_the_code_uses(module_ast, ui_root):
         for node in ast.walk(module_ast)
         if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "self.ui"
     }
-    assert len(used) >= 10, f"expected the panel to use its widgets, found only {sorted(used)}"
-    missing = used - set(_ui_widgets(ui_root))
-    assert not missing, f"LesionDetect.py uses self.ui.{sorted(missing)} but the .ui file has no such widget"
+    named = {binding.widget for binding in BINDINGS if binding.widget != POLL_TIMER} | set(INPUT_WIDGETS)
+    missing = (used | named) - set(_ui_widgets(ui_root))
+    assert not missing, f"the code uses {sorted(missing)} but the .ui file has no such widget"
 
 
 def test_ui_has_the_panel_layout(ui_root):
     widgets = _ui_widgets(ui_root)
     expected = {
         "inputVolumeSelector": "qMRMLNodeComboBox",
-        "regionSelector": "qMRMLNodeComboBox",
         "detectorSelector": "QComboBox",
         "methodSelector": "QComboBox",
         "deviceSelector": "QComboBox",
+        "optionsCollapsibleButton": "ctkCollapsibleButton",
         "detectButton": "QPushButton",
         "progressBar": "QProgressBar",
         "statusLabel": "QLabel",
@@ -182,42 +315,18 @@ def test_ui_has_the_panel_layout(ui_root):
         for widget in widgets.values()
         if widget.get("class") == "ctkCollapsibleButton"
     }
-    assert sections == {"Inputs", "Run", "Results"}
+    assert sections == {"Inputs", "Options", "Run", "Results"}
     assert ui_root.find("widget").get("class") == "qMRMLWidget"
+    options_layout = widgets["optionsCollapsibleButton"].find("layout")
+    assert options_layout.get("class") == "QFormLayout" and not list(options_layout), "the options box starts empty"
 
 
-def test_ui_parameter_names_exist_and_fit_their_widgets(module_ast, ui_root):
-    parameters = _parameters(module_ast)
-    constants = _module_constants(module_ast)
-    bound = _parameter_widgets(ui_root)
-    assert set(bound) == {"inputVolume", "regionNode", "device", "stlCoordinateSystem", "outputFolder"}
-    for name, widget in bound.items():
-        assert name in parameters, f"the .ui binds '{name}', which LesionDetectParameterNode does not define"
-        annotation = parameters[name].annotation
-        widget_class = widget.get("class")
-        if widget_class == "QComboBox":  # connectGui needs a Choice, and refills the box with it
-            choices = _choices(annotation, constants)
-            assert choices, f"'{name}' is bound to a QComboBox but has no Choice annotation"
-            items = [item.findtext("property/string") for item in widget.findall("item")]
-            assert items == choices
-            assert ast.literal_eval(parameters[name].value) in choices
-        elif widget_class == "ctkDirectoryButton":
-            assert ast.unparse(annotation) in ("Path", "pathlib.Path")
-        elif widget_class == "qMRMLNodeComboBox":
-            node_types = [s.text for s in _ui_property(widget, "nodeTypes").iter("string")]
-            annotated = [n.id for n in ast.walk(annotation) if isinstance(n, ast.Name) and n.id.startswith("vtkMRML")]
-            assert node_types == annotated
-        else:
-            pytest.fail(f"no connectGui connector for {widget_class} ('{name}')")
-
-
-def test_unbound_parameters_are_driven_by_the_widget_code(module_ast, ui_root):
-    parameters = set(_parameters(module_ast))
-    unbound = parameters - set(_parameter_widgets(ui_root))
-    assert unbound == {"detector", "method"}
-    source = MODULE_FILE.read_text(encoding="utf-8")
-    for name in unbound:
-        assert f"self._parameterNode.{name} = " in source
+def test_ui_leaves_parameters_and_choices_to_the_controller(ui_root):
+    """No connectGui: the controller maps widgets ↔ parameter node, and fills the combo boxes itself."""
+    for name, widget in _ui_widgets(ui_root).items():
+        assert _ui_property(widget, "SlicerParameterName") is None, f"{name} names a parameter the controller owns"
+        if widget.get("class") == "QComboBox":
+            assert not widget.findall("item"), f"{name}: the controller lists its items"
 
 
 def test_ui_connects_the_scene_to_every_node_combo_box(ui_root):
@@ -232,7 +341,7 @@ def test_ui_connects_the_scene_to_every_node_combo_box(ui_root):
         and connection.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"
         and connection.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"
     }
-    assert node_combo_boxes == {"inputVolumeSelector", "regionSelector"}
+    assert node_combo_boxes == {"inputVolumeSelector"}, "region selectors are generated from the detector's options"
     assert connected == node_combo_boxes
 
 
@@ -247,10 +356,10 @@ def test_icons_are_png_of_the_expected_size():
 # ---------------------------------------------------------------- CMake
 
 
-def _configured_module_lists(tmp_path: Path) -> dict[str, list[str]]:
+def _configured_module_lists(tmp_path: Path, slicer_version: tuple[int, int] = (5, 10)) -> dict[str, list[str]]:
     """Configure LesionDetect/CMakeLists.txt with recording stand-ins for Slicer's two macros."""
     project = tmp_path / "project"
-    project.mkdir()
+    project.mkdir(parents=True)
     record = tmp_path / "record"
     record.mkdir()
     (project / "CMakeLists.txt").write_text(
@@ -267,6 +376,8 @@ def _configured_module_lists(tmp_path: Path) -> dict[str, list[str]]:
           file(WRITE "{record.as_posix()}/unittest" "${{ARG_SCRIPT}}")
         endfunction()
         set(BUILD_TESTING ON)
+        set(Slicer_VERSION_MAJOR {slicer_version[0]})
+        set(Slicer_VERSION_MINOR {slicer_version[1]})
         add_subdirectory("{MODULE_DIR.as_posix()}" module)
         """)
     )
@@ -293,13 +404,28 @@ def test_module_cmake_lists_every_package_file_and_registers_the_self_test(tmp_p
     lists = _configured_module_lists(tmp_path)
     library_files = _files_on_disk(LIB_DIR)
     library_scripts = {path for path in library_files if path.endswith(".py")}
-    assert "LesionDetectLib/worker_process.py" in library_scripts
+    assert {"LesionDetectLib/app/worker_process.py", "LesionDetectLib/app/panel_controller.py"} <= library_scripts
     assert set(lists["scripts"]) == {"LesionDetect.py"} | library_scripts
     data_files = (library_files - library_scripts) | _files_on_disk(MODULE_DIR / "Resources")
-    assert "LesionDetectLib/schemas/report.schema.json" in data_files
+    assert {
+        "LesionDetectLib/results/schemas/report.schema.json",
+        "Resources/Models/calcium_deep.safetensors",
+    } <= data_files
     unlisted = data_files - set(lists["resources"])
     assert not unlisted, f"add these to MODULE_PYTHON_RESOURCES in LesionDetect/CMakeLists.txt: {sorted(unlisted)}"
     assert lists["unittest"] == ["LesionDetect.py"]
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
+def test_module_cmake_refuses_a_slicer_older_than_the_minimum(tmp_path):
+    from LesionDetectLib.app.slicer_version import MINIMUM_SLICER
+
+    text = (MODULE_DIR / "CMakeLists.txt").read_text()
+    assert f'set(LESIONDETECT_MINIMUM_SLICER_VERSION "{MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]}")' in text
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        _configured_module_lists(tmp_path / "old", slicer_version=(5, 8))
+    assert "LesionDetect needs Slicer 5.10 or later; this is Slicer 5.8." in refused.value.stderr.replace("\n", "")
+    assert _configured_module_lists(tmp_path / "new", slicer_version=(5, 11))["unittest"] == ["LesionDetect.py"]
 
 
 def test_extension_cmake_declares_the_extension():
@@ -323,40 +449,58 @@ def test_extension_cmake_declares_the_extension():
 
 
 def test_no_package_is_missing_in_this_environment():
-    assert dependencies.missing_packages() == []
-    assert not dependencies.torch_missing()
+    from LesionDetectLib.detection.registry import detectors
+
+    for detector in detectors().values():
+        for method in detector.methods:
+            assert dependencies.missing_packages(method) == [], f"{detector.id}/{method.name}"
+            assert not dependencies.torch_missing(method)
 
 
 def test_a_missing_package_is_reported_by_its_pip_requirement(monkeypatch):
+    from LesionDetectLib.detection.detector import Method
+
     monkeypatch.setitem(dependencies.REQUIRED_PACKAGES, "lesiondetect_absent_module", "lesiondetect-absent==1.0")
-    assert dependencies.missing_packages() == ["lesiondetect-absent==1.0"]
+    assert dependencies.missing_packages(Method("plain", "")) == ["lesiondetect-absent==1.0"]
 
 
-def test_only_methods_with_networks_ask_for_torch_and_monai(monkeypatch):
-    assert dependencies.needs_networks("deep") and not dependencies.needs_networks("classical")
-    monkeypatch.setitem(dependencies.NETWORK_PACKAGES, "lesiondetect_absent_network", "absent-network==1.0")
-    assert "absent-network==1.0" in dependencies.missing_packages("deep")
-    assert "absent-network==1.0" not in dependencies.missing_packages("classical")
+def test_only_a_method_that_needs_torch_or_declares_packages_asks_for_them():
+    from LesionDetectLib.detection.detector import Method
+
+    plain = Method("plain", "")
+    network = Method("network", "", needs_torch=True, packages={"lesiondetect_absent_net": "absent-net==1.0"})
+    assert dependencies.missing_packages(network) == ["absent-net==1.0"]
+    assert dependencies.missing_packages(plain) == []
+    assert not dependencies.torch_missing(plain) and not dependencies.torch_missing(network)  # torch is here
+    assert dependencies.torch_version_specifier() == ">=2.2,<2.15"
 
 
 def test_requirements_never_name_a_package_that_must_stay_out_of_slicer():
-    requirements = {**dependencies.REQUIRED_PACKAGES, **dependencies.NETWORK_PACKAGES}.values()
-    names = {re.split("[=<>]", requirement)[0].lower() for requirement in requirements}
+    from packaging.requirements import Requirement
+
+    from LesionDetectLib.detection.registry import detectors
+
+    requirements = list(dependencies.REQUIRED_PACKAGES.values()) + [dependencies.TORCH_REQUIREMENT]
+    requirements += [r for d in detectors().values() for m in d.methods for r in m.packages.values()]
+    names = {Requirement(requirement).name.lower() for requirement in requirements}
     assert not names & {name.lower() for name in dependencies.NEVER_PIP_INSTALL}
     assert {"slicer-core", "vtk", "trame-slicer"} <= set(dependencies.NEVER_PIP_INSTALL)
-    assert dependencies.NETWORK_PACKAGES["monai"] == "monai==1.6.1"
-    assert dependencies.REQUIRED_PACKAGES["skimage"] == "scikit-image==0.26.*"
+    assert "numpy-stl" not in names, "STL is written with VTK; numpy-stl is a test tool only"
 
 
 def test_checking_dependencies_imports_none_of_them():
     script = (
-        "import sys; from LesionDetectLib import dependencies as d; "
-        "assert d.missing_packages() == [] and not d.torch_missing(); "
-        "print(sorted((set(d.REQUIRED_PACKAGES) | {'torch'}) & set(sys.modules)))"
+        "import sys; from LesionDetectLib.app import dependencies as d; "
+        "from LesionDetectLib.app import panel_controller; "
+        "from LesionDetectLib.detection.registry import detectors; "
+        "methods = [m for det in detectors().values() for m in det.methods]; "
+        "assert all(d.missing_packages(m) == [] and not d.torch_missing(m) for m in methods); "
+        "heavy = set(d.REQUIRED_PACKAGES) - {'numpy'} | {'torch', 'monai', 'skimage', 'cc3d'}; "
+        "print(sorted(heavy & set(sys.modules)))"
     )
     command, env = worker_command([])
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.strip() == "[]", "the panel imported a package the worker needs, at load"
 
 
 # ---------------------------------------------------------------- worker process
@@ -413,7 +557,7 @@ def test_parse_event_keeps_json_events_and_wraps_other_lines():
 
 def test_worker_command_makes_the_package_importable_from_anywhere(tmp_path):
     command, env = worker_command(["calcium", "in.nrrd"], python="/opt/python")
-    assert command == ["/opt/python", "-m", "LesionDetectLib.cli", "calcium", "in.nrrd"]
+    assert command == ["/opt/python", "-m", "LesionDetectLib.app.cli", "calcium", "in.nrrd"]
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(PACKAGE_PARENT)
     assert env["PYTHONUNBUFFERED"] == "1" and env["PYTHONIOENCODING"] == "utf-8"
     probe = [sys.executable, "-c", "import LesionDetectLib; print(LesionDetectLib.__file__); print('≥ 130 HU')"]
@@ -495,21 +639,10 @@ def test_cancel_returns_at_once_and_kills_a_tree_that_ignores_sigterm():
 # ---------------------------------------------------------------- the real CLI
 
 
-def _cli_importable() -> bool:
-    try:
-        import LesionDetectLib.cli  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-NEEDS_CLI = pytest.mark.skipif(not _cli_importable(), reason="LesionDetectLib.cli cannot be imported yet")
-
-
 @pytest.fixture(scope="module")
 def sample_nrrd(tmp_path_factory) -> Path:
-    from LesionDetectLib.sample import make_sample
-    from LesionDetectLib.volume_io import write_nrrd
+    from LesionDetectLib.detectors.calcium.sample import make_sample
+    from LesionDetectLib.io.volume_io import write_nrrd
 
     volume, _, _ = make_sample(shape_ijk=(128, 128, 24))
     path = tmp_path_factory.mktemp("sample") / "sample.nrrd"
@@ -533,7 +666,6 @@ def _cli_args(sample_nrrd: Path, out_dir: Path) -> list[str]:
     ]
 
 
-@NEEDS_CLI
 def test_worker_process_runs_real_cli(sample_nrrd, tmp_path):
     out_dir = tmp_path / "results"
     command, env = worker_command(_cli_args(sample_nrrd, out_dir))
@@ -552,15 +684,14 @@ def test_worker_process_runs_real_cli(sample_nrrd, tmp_path):
     assert events[-1] == {"event": EXIT_EVENT, "returncode": 0, "cancelled": False}
 
 
-@NEEDS_CLI
 @POSIX_ONLY
 def test_cancelling_the_real_cli_writes_nothing(sample_nrrd, tmp_path):
     # The real CLI, run with a progress reporter that pauses 0.5 s after each event, so that the
     # cancel lands mid-run instead of racing a run that takes 50 ms on this small sample.
     slow_cli = (
-        "import runpy, time; from LesionDetectLib import progress; report = progress.Progress.__call__; "
+        "import runpy, time; from LesionDetectLib.detection import progress; report = progress.Progress.__call__; "
         "progress.Progress.__call__ = lambda self, *a, **k: (report(self, *a, **k), time.sleep(0.5))[0]; "
-        "runpy.run_module('LesionDetectLib.cli', run_name='__main__')"
+        "runpy.run_module('LesionDetectLib.app.cli', run_name='__main__')"
     )
     out_dir = tmp_path / "results"
     command, env = worker_command(_cli_args(sample_nrrd, out_dir))
@@ -588,19 +719,20 @@ def _add_volume_node(scene, volume, node_class="vtkMRMLScalarVolumeNode", name=N
     return node
 
 
-@NEEDS_CLI
 def test_detect_import_and_export_like_the_panel(mrml_scene, tmp_path):
-    from LesionDetectLib.detection_run import export_stl, import_results, start_detection, summary_text
+    from LesionDetectLib.app.detection_run import export_stl, import_results, start_detection, summary_text
+    from LesionDetectLib.detectors.calcium.sample import make_sample
     from LesionDetectLib.errors import LesionDetectError
-    from LesionDetectLib.sample import make_sample
-    from LesionDetectLib.volume import Volume
+    from LesionDetectLib.io.volume import Volume
 
     volume, _, heart_mask = make_sample(shape_ijk=(128, 128, 24))
     volume_node = _add_volume_node(mrml_scene, volume)
     region_node = _add_volume_node(
         mrml_scene, Volume(heart_mask, volume.ijk_to_ras, "heart"), "vtkMRMLLabelMapVolumeNode"
     )
-    run = start_detection(volume_node, tmp_path / "work", device="cpu", region_node=region_node)
+    run = start_detection(
+        volume_node, tmp_path / "work", method="classical", device="cpu", options={"region": region_node}
+    )
     assert sorted(p.name for p in run.work_dir.iterdir()) == ["input.nrrd", "region.nrrd"]
     for event in _run_until(run.worker, timeout=300):
         run.record(event)
@@ -627,8 +759,38 @@ def test_detect_import_and_export_like_the_panel(mrml_scene, tmp_path):
         export_stl(mrml_scene, other_node, "calcium", tmp_path / "none")
 
 
+def test_option_flags_round_trip_through_the_clis_own_parser(tmp_path):
+    """What start_detection passes is what the CLI's flags (generated from the same specs) parse back."""
+    import argparse
+
+    from test_panel_toy_detector import ToyOptions
+
+    from LesionDetectLib.app.detection_run import option_arguments
+    from LesionDetectLib.detection.options import add_option_flags, options_from_args
+
+    region_node = object()
+    written = {}
+
+    def write_region(name, node):
+        written[name] = node
+        return tmp_path / f"{name}.nrrd"
+
+    values = {"threshold_hu": 0.1 + 0.2, "min_voxels": 4, "merge": False, "label": "spot", "region": region_node}
+    args = option_arguments(ToyOptions, values, write_region)
+    assert written == {"region": region_node}
+    assert args[:2] == ["--region", str(tmp_path / "region.nrrd")] and "--no-merge" in args
+    parser = argparse.ArgumentParser()
+    add_option_flags(parser, ToyOptions)
+    parsed = options_from_args(ToyOptions, parser.parse_args(args), lambda path: f"mask of {path}")
+    assert parsed.threshold_hu == 0.1 + 0.2, "floats travel at full precision"
+    assert (parsed.min_voxels, parsed.merge, parsed.label) == (4, False, "spot")
+    assert parsed.region == f"mask of {tmp_path / 'region.nrrd'}"
+    defaults = options_from_args(ToyOptions, parser.parse_args(option_arguments(ToyOptions, {}, write_region)), str)
+    assert defaults == ToyOptions(), "no values: every default, and no region flag"
+
+
 def test_starting_without_a_volume_says_so_and_leaves_no_folder(tmp_path):
-    from LesionDetectLib.detection_run import start_detection
+    from LesionDetectLib.app.detection_run import start_detection
     from LesionDetectLib.errors import LesionDetectError
 
     work_dir = tmp_path / "work"
@@ -639,9 +801,9 @@ def test_starting_without_a_volume_says_so_and_leaves_no_folder(tmp_path):
 
 
 def test_summary_text_lists_scalar_values_and_ends_with_the_scope_note():
-    from LesionDetectLib.detection_run import summary_text
-    from LesionDetectLib.findings import Findings
-    from LesionDetectLib.volume import Volume
+    from LesionDetectLib.app.detection_run import summary_text
+    from LesionDetectLib.detection.findings import Findings
+    from LesionDetectLib.io.volume import Volume
 
     summary = {
         "agatston_total": 123.456,

@@ -1,16 +1,20 @@
-"""The Slicer self-test bodies, run on a real slicer-core scene."""
+"""The Slicer self-test bodies of every registered detector, run on a real slicer-core scene."""
 
 import pytest
 
-from LesionDetectLib import scenarios
+from LesionDetectLib.scenarios import all_scenarios
 
-SCENARIOS = [name for name in dir(scenarios) if name.startswith("scenario_")]
-
-
-def test_there_are_scenarios():
-    assert len(SCENARIOS) >= 2
+SCENARIOS = dict(all_scenarios())
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+def test_every_detector_brings_scenarios():
+    from LesionDetectLib.detection.registry import detectors
+
+    with_scenarios = {name.split(".")[0] for name in SCENARIOS}
+    assert with_scenarios == {detector_id for detector_id, d in detectors().items() if d.scenarios()}
+    assert "calcium" in with_scenarios
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_scenario(name, mrml_scene, tmp_path):
-    getattr(scenarios, name)(mrml_scene, tmp_path)
+    SCENARIOS[name](mrml_scene, tmp_path)

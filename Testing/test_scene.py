@@ -1,4 +1,8 @@
-"""The scene adapter on a real slicer-core MRML scene: nodes, geometry, reruns, user nodes, region masks."""
+"""The scene adapter on a real slicer-core MRML scene: nodes, geometry, reruns, user nodes, region masks.
+
+The findings come from toy detectors ("toy", "other-toy"): what tables and descriptions say is decided by the
+columns a test declares, and colours by the label colours a registered toy detector declares.
+"""
 
 import json
 
@@ -8,11 +12,14 @@ import slicer
 import slicer.util
 import vtk
 from skimage.measure import marching_cubes
-from trame_slicer.core import SlicerApp
 
-from LesionDetectLib.colors import color_for_label
+from LesionDetectLib.detection import registry
+from LesionDetectLib.detection.detector import Column, Detector
+from LesionDetectLib.detection.findings import Findings, Lesion, Surface
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.findings import Findings, Lesion, Surface
+from LesionDetectLib.io.volume import LPS_TO_RAS, ijk_to_ras_matrix
+from LesionDetectLib.results.colors import PALETTE_RGB, color_for_label, hash_color
+from LesionDetectLib.results.lesion_text import detector_columns, lesion_description
 from LesionDetectLib.scene import (
     DETECTOR_ATTRIBUTE,
     INPUT_VOLUME_ATTRIBUTE,
@@ -25,15 +32,39 @@ from LesionDetectLib.scene import (
     surfaces_from_run,
     volume_from_node,
 )
-from LesionDetectLib.volume import LPS_TO_RAS, ijk_to_ras_matrix
 
 SHAPE_KJI = (16, 40, 48)
 
+# The columns a detector would declare: description words ("text") and table cell formats ("cell").
+TOY_COLUMNS = (
+    Column("site", "Site", text="{}", cell="{}"),
+    Column("index", "Index", text="Index {:.1f}", cell="{:.1f}"),
+    Column("volume_mm3", "Volume (mm³)", text="volume {:.1f} mm³", cell="{:.1f}"),
+    Column("mass_mg", "Mass (mg)", text="mass {:.1f} mg", cell="{:.1f}"),
+    Column("peak_hu", "Peak (HU)", text="peak {:.0f} HU", cell="{:.0f}"),
+)
+TOY_COLOR = (0.12, 0.34, 0.56)
 
-@pytest.fixture(scope="module")
-def scene():
-    app = SlicerApp()  # keep the app alive: its module logics manage the scene's nodes
-    yield app.scene
+
+class ToyDetector(Detector):
+    """Registered only inside `toy_detector`: it declares columns and a label colour, nothing else."""
+
+    id = "toy-registered"
+    title = "Toy"
+    columns = TOY_COLUMNS
+    label_colors = {"Nodule": TOY_COLOR}
+
+
+@pytest.fixture
+def toy_detector():
+    detector = registry.register(ToyDetector())
+    yield detector
+    registry.unregister(detector.id)
+
+
+@pytest.fixture
+def scene(mrml_scene):
+    return mrml_scene
 
 
 def rotation(axis: int, degrees: float) -> np.ndarray:
@@ -74,37 +105,38 @@ def ball_surface(center_ras, radius_mm: float) -> Surface:
     return Surface(points_ras, faces[:, ::-1].astype(np.int64))
 
 
-def make_findings(volume_node, detector="calcium", with_heatmap=True) -> Findings:
+def make_findings(volume_node, detector="toy", with_heatmap=True) -> Findings:
     volume = volume_from_node(volume_node)
     first = Lesion.from_box(
         volume,
         1,
-        "calcium",
+        "nodule",
         [[5, 6, 3], [9, 12, 6]],
         score=0.91,
         measurements={
-            "artery": "LAD",
-            "agatston": 12.3,
-            "volume_mm3": 25.1,
+            "slices": (3, 6),
+            "site": "A1",
+            "index": 12.3,
+            "volume_mm3": 25.14,
             "mass_mg": 4.2,
             "peak_hu": 512,
-            "slices": (3, 6),
+            "spread": 0.123456,
         },
     )
     second = Lesion.from_box(
         volume,
         2,
-        "calcium",
+        "nodule",
         [[30, 20, 8], [35, 27, 12]],
         score=0.55,
-        measurements={"agatston": 3.0, "volume_mm3": 7.5, "peak_hu": 250, "slices": (8, 12), "artery": "RCA"},
+        measurements={"index": 3.0, "volume_mm3": 7.5, "peak_hu": 250, "slices": (8, 12), "site": "B2"},
     )
     first.surface = ball_surface(first.center_ras, 2.0)
     second.surface = ball_surface(second.center_ras, 3.0)
     heatmap = None
     if with_heatmap:
         heatmap = np.linspace(-0.2, 1.3, volume.array.size, dtype=np.float32).reshape(volume.array.shape)
-    summary = {"agatston_total": np.float64(15.3), "category": "11–100", "lesion_count": 2}
+    summary = {"index_total": np.float64(15.3), "category": "11–100", "lesion_count": 2}
     return Findings(detector, "test", volume, [first, second], summary, heatmap=heatmap)
 
 
@@ -174,17 +206,19 @@ def test_show_findings_puts_tagged_named_nodes_in_one_folder(scene):
     findings = make_findings(node)
     run = show_findings(scene, node, findings)
 
-    assert hierarchy.GetItemName(run.folder_item_id) == "Calcium findings – Cardiac CT"
+    assert hierarchy.GetItemName(run.folder_item_id) == "Toy findings – Cardiac CT"
     assert hierarchy.GetItemParent(run.folder_item_id) == study_item_id
     assert folder_children(scene, run.folder_item_id) == {n.GetID() for n in all_run_nodes(run)}
-    assert [n.GetName() for n in run.roi_nodes] == ["calcium 1", "calcium 2"]
-    assert [n.GetName() for n in run.model_nodes] == ["calcium 1 surface", "calcium 2 surface"]
-    assert run.table_node.GetName() == "calcium lesions" and run.heatmap_node.GetName() == "calcium heatmap"
+    assert {n.GetID() for n in run.nodes()} == {n.GetID() for n in all_run_nodes(run)}
+    assert run.browser_node is None and run.image_node is None
+    assert [n.GetName() for n in run.roi_nodes] == ["nodule 1", "nodule 2"]
+    assert [n.GetName() for n in run.model_nodes] == ["nodule 1 surface", "nodule 2 surface"]
+    assert run.table_node.GetName() == "toy lesions" and run.heatmap_node.GetName() == "toy heatmap"
     for created in all_run_nodes(run):
-        assert created.GetAttribute(DETECTOR_ATTRIBUTE) == "calcium"
+        assert created.GetAttribute(DETECTOR_ATTRIBUTE) == "toy"
         assert created.GetAttribute(INPUT_VOLUME_ATTRIBUTE) == node.GetID()
     summary = json.loads(hierarchy.GetItemAttribute(run.folder_item_id, SUMMARY_ATTRIBUTE))
-    assert summary == {"agatston_total": 15.3, "category": "11–100", "lesion_count": 2}
+    assert summary == {"index_total": 15.3, "category": "11–100", "lesion_count": 2}
 
 
 @pytest.mark.parametrize(
@@ -214,51 +248,121 @@ def test_roi_has_the_lesion_centre_size_and_orientation(scene, ijk_to_ras):
         np.testing.assert_array_equal(mask, expected)
 
 
-def test_roi_is_locked_coloured_and_described(scene):
+def test_roi_is_locked_coloured_and_described_by_the_columns(scene):
     node = add_volume(scene)
-    run = show_findings(scene, node, make_findings(node))
+    run = show_findings(scene, node, make_findings(node), columns=TOY_COLUMNS)
     roi_node = run.roi_nodes[0]
     assert roi_node.GetLocked()
     assert not roi_node.GetDisplayNode().GetHandlesInteractive()
-    np.testing.assert_allclose(roi_node.GetDisplayNode().GetColor(), color_for_label("calcium"))
-    description = roi_node.GetDescription()
-    for text in ("score 0.91", "LAD", "Agatston 12.3", "volume 25.1 mm³", "peak 512 HU"):
-        assert text in description
-    assert run.roi_nodes[1].GetDescription().startswith("score 0.55, Agatston 3.0")
+    np.testing.assert_allclose(roi_node.GetDisplayNode().GetColor(), hash_color("nodule"))
+    # Declared columns first, in their order and words; the others as "key value" in the lesion's order.
+    assert roi_node.GetDescription() == (
+        "score 0.91, A1, Index 12.3, volume 25.1 mm³, mass 4.2 mg, peak 512 HU, slices 3–6, spread 0.123456"
+    )
+    assert run.roi_nodes[1].GetDescription() == "score 0.55, B2, Index 3.0, volume 7.5 mm³, peak 250 HU, slices 8–12"
+
+
+def test_without_columns_every_measurement_reads_key_value(scene):
+    node = add_volume(scene)
+    run = show_findings(scene, node, make_findings(node, detector="not-registered"))
+    assert run.roi_nodes[1].GetDescription() == "score 0.55, index 3, volume_mm3 7.5, peak_hu 250, slices 8–12, site B2"
+    names = [run.table_node.GetColumnName(c) for c in range(run.table_node.GetNumberOfColumns())]
+    assert names[3:6] == ["slices", "site", "index"]  # the lesions' own order
+
+
+def test_the_registered_detector_gives_columns_and_colours(scene, toy_detector):
+    node = add_volume(scene)
+    run = show_findings(scene, node, make_findings(node, detector=toy_detector.id))
+    assert run.roi_nodes[0].GetDescription().startswith("score 0.91, A1, Index 12.3, volume 25.1 mm³")
+    np.testing.assert_allclose(run.roi_nodes[0].GetDisplayNode().GetColor(), TOY_COLOR)
+    np.testing.assert_allclose(run.model_nodes[0].GetDisplayNode().GetColor(), TOY_COLOR)
+    assert run.table_node.GetColumnTitle("volume_mm3") == "Volume (mm³)"
+    assert detector_columns(toy_detector.id) == TOY_COLUMNS
+    assert detector_columns("no-such-detector") == () and detector_columns(None) == ()
+
+
+def test_lesion_description_can_read_like_a_calcium_report():
+    columns = (
+        Column("artery", "Artery", text="{}", cell="{}"),
+        Column("agatston", "Agatston", text="Agatston {:.1f}", cell="{:.1f}"),
+        Column("volume_mm3", "Volume (mm³)", text="volume {:.1f} mm³", cell="{:.1f}"),
+        Column("peak_hu", "Peak (HU)", text="peak {:.0f} HU", cell="{:.0f}"),
+    )
+    measurements = {"peak_hu": 512.4, "volume_mm3": 25.06, "agatston": 12.34, "artery": "LAD", "note": None}
+    lesion = Lesion(1, "plaque", score=0.934, measurements=measurements)
+    assert lesion_description(lesion, columns) == "score 0.93, LAD, Agatston 12.3, volume 25.1 mm³, peak 512 HU"
+    assert lesion_description(lesion) == "score 0.93, peak_hu 512.4, volume_mm3 25.06, agatston 12.34, artery LAD"
+    broken = (Column("artery", "Artery", text="{:.1f}"),)  # a template the value does not fit
+    assert lesion_description(lesion, broken).startswith("score 0.93, artery LAD, peak_hu 512.4")
+
+
+def test_label_colours_come_from_detectors_then_a_stable_palette(toy_detector):
+    assert color_for_label("nodule") == TOY_COLOR and color_for_label("NODULE") == TOY_COLOR
+    assert color_for_label("nodule", toy_detector.id) == TOY_COLOR
+
+    class Rival(Detector):
+        id = "toy-rival"
+        title = "Rival"
+        label_colors = {"nodule": (0.9, 0.1, 0.1)}
+
+    registry.register(Rival())
+    try:
+        assert color_for_label("nodule", "toy-rival") == (0.9, 0.1, 0.1)  # the run's own detector wins
+        assert color_for_label("nodule", toy_detector.id) == TOY_COLOR
+    finally:
+        registry.unregister("toy-rival")
+    for label in ("cyst", "mass", "something new"):
+        assert color_for_label(label) == hash_color(label) == color_for_label(label.upper())
+        assert color_for_label(label) in PALETTE_RGB
+    assert len({hash_color(f"label {n}") for n in range(40)}) == len(PALETTE_RGB)  # the hash spreads labels
 
 
 def test_table_has_a_row_per_lesion_with_typed_columns(scene):
     node = add_volume(scene)
     findings = make_findings(node)
-    table_node = show_findings(scene, node, findings).table_node
+    table_node = show_findings(scene, node, findings, columns=TOY_COLUMNS).table_node
     names = [table_node.GetColumnName(c) for c in range(table_node.GetNumberOfColumns())]
     assert names == [
         "id",
         "label",
         "score",
-        "artery",
-        "agatston",
+        "site",
+        "index",
         "volume_mm3",
         "mass_mg",
         "peak_hu",
         "slices",
+        "spread",
         "center R",
         "center A",
         "center S",
     ]
     assert table_node.GetNumberOfRows() == 2
     table = table_node.GetTable()
-    assert table.GetColumnByName("label").GetValue(1) == "calcium"
-    assert table.GetColumnByName("artery").GetValue(1) == "RCA"
+    assert table.GetColumnByName("label").GetValue(1) == "nodule"
+    assert table.GetColumnByName("site").GetValue(1) == "B2"
     assert table.GetColumnByName("slices").GetValue(0) == "3–6"
     assert table_node.GetColumnType("score") == vtk.VTK_DOUBLE
     assert table_node.GetColumnType("id") == vtk.VTK_INT
-    assert table_node.GetColumnType("artery") == vtk.VTK_STRING
-    assert table.GetColumnByName("agatston").GetValue(0) == pytest.approx(12.3)
+    assert table_node.GetColumnType("site") == vtk.VTK_STRING
+    assert table_node.GetColumnType("peak_hu") == vtk.VTK_INT
+    assert table.GetColumnByName("index").GetValue(0) == pytest.approx(12.3)
+    assert table.GetColumnByName("volume_mm3").GetValue(0) == pytest.approx(25.1, abs=1e-12)  # as "{:.1f}" writes it
+    assert table.GetColumnByName("spread").GetValue(0) == pytest.approx(0.123456, abs=1e-12)  # undeclared: as is
     assert np.isnan(table.GetColumnByName("mass_mg").GetValue(1))  # only the first lesion has a mass
     assert table.GetColumnByName("peak_hu").GetValue(1) == 250
+    assert table_node.GetColumnTitle("volume_mm3") == "Volume (mm³)" and table_node.GetUseColumnTitleAsColumnHeader()
+    assert table_node.GetColumnUnitLabel("volume_mm3") == "mm³" and table_node.GetColumnUnitLabel("center R") == "mm"
     for n, axis in enumerate("RAS"):
         assert table.GetColumnByName(f"center {axis}").GetValue(1) == pytest.approx(findings.lesions[1].center_ras[n])
+
+
+def test_a_cell_format_that_writes_text_makes_a_text_column(scene):
+    node = add_volume(scene)
+    columns = (Column("index", "Index", cell="{:.0%}"),)
+    table_node = show_findings(scene, node, make_findings(node), columns=columns).table_node
+    assert table_node.GetColumnType("index") == vtk.VTK_STRING
+    assert [table_node.GetTable().GetColumnByName("index").GetValue(n) for n in range(2)] == ["1230%", "300%"]
 
 
 def test_model_nodes_hold_the_surfaces(scene):
@@ -274,9 +378,9 @@ def test_model_nodes_hold_the_surfaces(scene):
         np.testing.assert_allclose(bounds[:, 1], lesion.surface.points_ras.max(axis=0), atol=1e-4)
         display_node = model_node.GetDisplayNode()
         assert display_node.GetVisibility3D() and display_node.GetVisibility2D()
-        np.testing.assert_allclose(display_node.GetColor(), color_for_label("calcium"))
-    surfaces = surfaces_from_run(scene, node, "calcium")
-    assert [name for name, _ in surfaces] == ["calcium 1 surface", "calcium 2 surface"]
+        np.testing.assert_allclose(display_node.GetColor(), color_for_label("nodule"))
+    surfaces = surfaces_from_run(scene, node, "toy")
+    assert [name for name, _ in surfaces] == ["nodule 1 surface", "nodule 2 surface"]
     np.testing.assert_allclose(surfaces[1][1].points_ras, findings.lesions[1].surface.points_ras, atol=1e-4)
     np.testing.assert_array_equal(surfaces[1][1].triangles, findings.lesions[1].surface.triangles)
 
@@ -322,12 +426,12 @@ def test_rerun_replaces_only_its_own_nodes(scene):
     node_count = scene.GetNumberOfNodes()
     first_ids = {n.GetID() for n in all_run_nodes(first)}
 
-    user_roi = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", "calcium 1")
+    user_roi = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", "nodule 1")
     user_points = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "my note")
     hierarchy.CreateItem(first.folder_item_id, user_points)  # the user moved a node into our folder
     other_node = add_volume(scene, "other CT")
     other_volume_run = show_findings(scene, other_node, make_findings(other_node))
-    other_detector_run = show_findings(scene, node, make_findings(node, detector="microbleed"))
+    other_detector_run = show_findings(scene, node, make_findings(node, detector="other-toy"))
     node_count = scene.GetNumberOfNodes()
 
     second = show_findings(scene, node, make_findings(node))
@@ -337,7 +441,7 @@ def test_rerun_replaces_only_its_own_nodes(scene):
     assert all(scene.GetNodeByID(node_id) is None for node_id in first_ids)
     for survivor in [user_roi, user_points, *all_run_nodes(other_volume_run), *all_run_nodes(other_detector_run)]:
         assert scene.GetNodeByID(survivor.GetID()) is survivor
-    assert user_roi.GetName() == "calcium 1"
+    assert user_roi.GetName() == "nodule 1"
     # The old folder still holds the user's node, so it stays; the new run has a folder of its own.
     assert folder_children(scene, first.folder_item_id) == {user_points.GetID()}
     assert second.folder_item_id != first.folder_item_id
@@ -349,10 +453,11 @@ def test_remove_run_counts_nodes_and_drops_the_empty_folder(scene):
     node = add_volume(scene)
     run = show_findings(scene, node, make_findings(node))
     node_count = scene.GetNumberOfNodes()
-    assert remove_run(scene, node, "calcium") == 6  # 2 ROIs, table, 2 models, heatmap
+    assert remove_run(scene, node, "toy") == 6  # 2 ROIs, table, 2 models, heatmap
     assert scene.GetNumberOfNodes() == node_count - 6 * 2 + 1  # each with its display node except the table
     assert not hierarchy.GetItemName(run.folder_item_id)
-    assert remove_run(scene, node, "calcium") == 0
+    assert remove_run(scene, node, "toy") == 0
+    assert remove_run(scene, node.GetID(), "toy") == 0  # the input may also be given by its ID
 
 
 def test_labelmap_on_the_same_grid_is_used_as_is(scene):
@@ -421,6 +526,26 @@ def test_heatmap_in_3d_is_volume_rendered_and_leaves_with_its_run(scene):
     volume_property = display_node.GetVolumePropertyNode().GetVolumeProperty()
     opacity = volume_property.GetScalarOpacity()
     assert opacity.GetValue(0.2) == 0.0 and opacity.GetValue(0.9) > 0.3
-    assert remove_run(scene, node, "calcium") > 0
+    assert remove_run(scene, node, "toy") > 0
     assert scene.GetNodesByClass("vtkMRMLVolumePropertyNode").GetNumberOfItems() == 0
     assert scene.GetNodesByClass("vtkMRMLVolumeRenderingDisplayNode").GetNumberOfItems() == 0
+
+
+def test_the_volume_presenter_keeps_the_names_other_modules_import(scene):
+    from LesionDetectLib import scene as scene_package
+    from LesionDetectLib.scene import volume_presenter
+
+    for name in (
+        "region_mask_from_node",
+        "volume_from_node",
+        "remove_run",
+        "surfaces_from_run",
+        "show_heatmap_in_3d",
+        "show_heatmap_in_slice_views",
+        "DETECTOR_ATTRIBUTE",
+        "INPUT_VOLUME_ATTRIBUTE",
+    ):
+        assert getattr(volume_presenter, name) is getattr(scene_package, name)
+    node = add_volume(scene)
+    run = volume_presenter.show_findings(scene, node, make_findings(node), TOY_COLUMNS)
+    assert len(run.roi_nodes) == 2 and run.roi_nodes[0].GetDescription().startswith("score 0.91, A1, Index 12.3")

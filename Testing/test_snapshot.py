@@ -11,11 +11,11 @@ from skimage.measure import marching_cubes
 from vtkmodules.util import numpy_support
 from vtkmodules.vtkIOImage import vtkPNGReader
 
-from LesionDetectLib import snapshot
-from LesionDetectLib.colors import color_for_label
+from LesionDetectLib.detection.findings import Findings, Lesion, Surface
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.findings import Findings, Lesion, Surface
-from LesionDetectLib.volume import LPS_TO_RAS, Volume, ijk_to_ras_matrix
+from LesionDetectLib.io.volume import LPS_TO_RAS, Volume, ijk_to_ras_matrix
+from LesionDetectLib.results.colors import color_for_label
+from LesionDetectLib.results import snapshot
 
 LIB_ROOT = Path(__file__).resolve().parents[1] / "LesionDetect"
 
@@ -104,7 +104,7 @@ def test_requested_window_class_is_used(monkeypatch):
 def test_broken_egl_falls_back_to_osmesa(tmp_path):
     """With no EGL vendor library, the snapshot is still written, through OSMesa."""
     script = (
-        "import sys; from test_snapshot import two_lesion_findings; from LesionDetectLib import snapshot; "
+        "import sys; from test_snapshot import two_lesion_findings; from LesionDetectLib.results import snapshot; "
         "print(snapshot.offscreen_render_window().GetClassName()); "
         "snapshot.render_snapshot(two_lesion_findings(), sys.argv[1], size=(200, 150))"
     )

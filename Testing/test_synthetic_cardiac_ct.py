@@ -18,8 +18,8 @@ from synthetic_cardiac_ct import (
     write_case,
 )
 
-from LesionDetectLib.agatston import agatston_category, score_lesion
-from LesionDetectLib.calcium_labels import CORONARY_CODES
+from LesionDetectLib.detectors.calcium.agatston import agatston_category, score_lesion
+from LesionDetectLib.detectors.calcium.labels import CORONARY_CODES
 
 PLAQUE_SEED = 7  # level-3 burden, no metal: a dozen coronary plaques
 ZERO_CALCIUM_SEED = 3

@@ -6,7 +6,7 @@ import yaml
 from evaluate_calcium import main as evaluate_main
 from train_calcium import main as train_main
 
-from LesionDetectLib.calcium_model import load_calcium_model
+from LesionDetectLib.detectors.calcium.model import load_calcium_model
 
 TINY_CONFIG = {
     "version": "tiny-training-test",

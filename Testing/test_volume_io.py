@@ -6,70 +6,16 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from dicom_series import save_slice
+from dicom_series import COLUMNS, HOT_HU, HOT_VOXEL_KJI, ROWS, SLICES, write_series
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from scipy.spatial.transform import Rotation
 
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.volume import LPS_TO_RAS, Volume
-from LesionDetectLib.volume_io import read_volume, write_nrrd
+from LesionDetectLib.io.volume import LPS_TO_RAS, Volume
+from LesionDetectLib.io.volume_io import read_volume, write_nrrd
 
-ROWS, COLUMNS, SLICES = 32, 28, 8
-HOT_VOXEL_KJI = (5, 20, 9)
-HOT_HU = 1000
-AXIAL_ROW_COLUMN_LPS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
 OBLIQUE_ROW_COLUMN_LPS = tuple(map(tuple, Rotation.from_euler("xyz", [20, -10, 35], degrees=True).as_matrix().T[:2]))
-
-
-def write_series(
-    folder,
-    *,
-    row_column_lps=AXIAL_ROW_COLUMN_LPS,
-    origin_lps=(-10.0, -20.0, 30.0),
-    pixel_spacing_ij=(0.8, 0.7),
-    slice_step_mm=2.0,
-    tilt_lps_per_slice=(0.0, 0.0, 0.0),
-    skip_slices=(),
-    modality="CT",
-    series_uid=None,
-    prefix="IM",
-    reverse_names=False,
-    slices=SLICES,
-):
-    """Write a series (uint16 stored, intercept -1024, HU = 10·k, one hot voxel); return the hot voxel's LPS."""
-    folder.mkdir(parents=True, exist_ok=True)
-    row_lps, column_lps = (np.array(vector) for vector in row_column_lps)
-    normal_lps = np.cross(row_lps, column_lps)
-    series_uid = series_uid or generate_uid()
-    for k in range(slices):
-        if k in skip_slices:
-            continue
-        hu = np.full((ROWS, COLUMNS), 10 * k, dtype=np.int32)
-        if k == HOT_VOXEL_KJI[0]:
-            hu[HOT_VOXEL_KJI[1], HOT_VOXEL_KJI[2]] = HOT_HU
-        position_lps = np.array(origin_lps) + k * slice_step_mm * normal_lps + k * np.array(tilt_lps_per_slice)
-        path = folder / f"{prefix}{(slices - 1 - k) if reverse_names else k:04d}.dcm"
-        save_slice(
-            path,
-            hu,
-            position_lps=position_lps,
-            row_lps=row_lps,
-            column_lps=column_lps,
-            pixel_spacing_ij=pixel_spacing_ij,
-            slice_thickness=slice_step_mm,
-            series_uid=series_uid,
-            instance=k + 1,
-            modality=modality,
-            description=f"{prefix} series",
-        )
-    k, j, i = HOT_VOXEL_KJI
-    return (
-        np.array(origin_lps)
-        + i * pixel_spacing_ij[0] * row_lps
-        + j * pixel_spacing_ij[1] * column_lps
-        + k * slice_step_mm * normal_lps
-    )
 
 
 def folder_state(folder):
@@ -256,7 +202,8 @@ def test_mixed_series_are_listed_and_one_can_be_chosen(tmp_path):
 
     message = refused(tmp_path)
     assert "2 DICOM series" in message
-    assert "1.2.3.4.1 ('A series', 8 files)" in message and "1.2.3.4.2 ('B series', 6 files)" in message
+    assert "1.2.3.4.1 ('A series', CT, 8 files)" in message and "1.2.3.4.2 ('B series', CT, 6 files)" in message
+    assert "--series-uid" in message
     assert read_volume(tmp_path, series_uid="1.2.3.4.2").array.shape == (6, ROWS, COLUMNS)
     assert "1.2.3.4.9 is not in" in refused(tmp_path, series_uid="1.2.3.4.9")
 
@@ -276,10 +223,11 @@ def test_uneven_slice_spacing_is_refused(tmp_path):
     assert "uneven slice spacing (usually 2.000 mm, but 2.400 mm from 36.00 to 38.40 mm" in refused(tmp_path)
 
 
-def test_gantry_tilt_is_refused(tmp_path):
+def test_gantry_tilt_is_corrected_with_a_note(tmp_path):
     write_series(tmp_path, tilt_lps_per_slice=(0.0, 0.2, 0.0))
-    message = refused(tmp_path)
-    assert "gantry tilt of 5.7°" in message and "tilt-corrected" in message
+    volume = read_volume(tmp_path)
+    assert volume.notes == ["gantry tilt of 5.7° corrected by resampling onto an orthogonal grid"]
+    np.testing.assert_allclose(volume.spacing, [0.8, 0.7, 2.0], atol=1e-6)
 
 
 def test_inconsistent_orientation_is_refused(tmp_path):

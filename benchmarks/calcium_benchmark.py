@@ -27,9 +27,9 @@ CONTENDERS = ("lesiondetect", "naive", "slicer", "floor")
 
 
 def run_lesiondetect(nrrd: Path, out: Path) -> None:
-    from LesionDetectLib.detectors.calcium import detect_calcium
-    from LesionDetectLib.results import write_results
-    from LesionDetectLib.volume_io import read_volume
+    from LesionDetectLib.detectors.calcium.classical import detect_calcium
+    from LesionDetectLib.io.volume_io import read_volume
+    from LesionDetectLib.results.result_files import write_results
 
     write_results(detect_calcium(read_volume(nrrd)), out)
 
@@ -96,7 +96,7 @@ def run_slicer(nrrd: Path, out: Path) -> None:
 def run_floor(nrrd: Path, out: Path) -> None:
     import numpy as np
 
-    from LesionDetectLib.volume_io import read_volume
+    from LesionDetectLib.io.volume_io import read_volume
 
     volume = np.array(read_volume(nrrd).array)  # in memory: the floor copies RAM to RAM, not the file
     volume = volume.copy()  # and into pages the heap already holds: the strictest floor
@@ -114,9 +114,9 @@ def import_libraries() -> None:
     import stl  # noqa: F401
     import vtk  # noqa: F401
 
-    import LesionDetectLib.detectors.calcium  # noqa: F401
-    import LesionDetectLib.results  # noqa: F401
-    import LesionDetectLib.volume_io  # noqa: F401
+    import LesionDetectLib.detectors.calcium.classical  # noqa: F401
+    import LesionDetectLib.io.volume_io  # noqa: F401
+    import LesionDetectLib.results.result_files  # noqa: F401
 
 
 def _memory_mib(field: str) -> float:
@@ -129,7 +129,7 @@ def _memory_mib(field: str) -> float:
 
 def measure_one(contender: str, nrrd: Path) -> dict:
     """Run one contender in this (fresh) process; print its wall time and its peak memory above start-up."""
-    from LesionDetectLib.heap import keep_freed_memory
+    from LesionDetectLib.app.heap import keep_freed_memory
 
     keep_freed_memory()
     import_libraries()
@@ -164,8 +164,8 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure_one(args.one[0], Path(args.one[1]))))
         return
-    from LesionDetectLib.sample import make_sample
-    from LesionDetectLib.volume_io import write_nrrd
+    from LesionDetectLib.detectors.calcium.sample import make_sample
+    from LesionDetectLib.io.volume_io import write_nrrd
 
     print("Calcium run on the bundled phantom (512×512 slices), fastest of", args.repeats, "runs per contender")
     print(f"{'phantom':>14} {'contender':>13} {'time s':>8} {'+peak MiB':>9} {'ours faster ×':>14} {'peak ratio':>11}")

@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
 
-from LesionDetectLib.calcium_crops import CROP_PX, Window, heart_frame  # noqa: E402
-from LesionDetectLib.calcium_model import load_calcium_model  # noqa: E402
-from LesionDetectLib.detectors.calcium import detect_calcium  # noqa: E402
-from LesionDetectLib.detectors.calcium_deep import detect_calcium_deep, run_network  # noqa: E402
-from LesionDetectLib.sample import make_sample  # noqa: E402
+from LesionDetectLib.detectors.calcium.classical import detect_calcium  # noqa: E402
+from LesionDetectLib.detectors.calcium.crops import CROP_PX, Window, heart_frame  # noqa: E402
+from LesionDetectLib.detectors.calcium.deep import detect_calcium_deep, run_network  # noqa: E402
+from LesionDetectLib.detectors.calcium.model import load_calcium_model  # noqa: E402
+from LesionDetectLib.detectors.calcium.sample import make_sample  # noqa: E402
 
 SEED_003_SECONDS_PER_SCAN = 18.3  # 3D ResNet-50 CAC scoring, seeds/003 (its hardware)
 TARGET_FRACTION = 1 / 3

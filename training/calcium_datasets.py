@@ -1,6 +1,6 @@
 """Readers of calcium training data: Stanford COCA gated scans, image + label-map pairs, synthetic cases.
 
-Every reader gives `CalciumCase`s whose `labels` hold `LesionDetectLib.calcium_labels` codes on the grid of
+Every reader gives `CalciumCase`s whose `labels` hold `LesionDetectLib.detectors.calcium.labels` codes on the grid of
 `volume`, on voxels ≥ 130 HU only (0 elsewhere).
 
 Stanford COCA ("Coronary Calcium and chest CT's", Stanford AIMI), gated part, as downloaded::
@@ -31,11 +31,11 @@ from xml.parsers.expat import ExpatError
 import numpy as np
 from skimage.draw import polygon
 
-from LesionDetectLib.agatston import AGATSTON_THRESHOLD_HU
-from LesionDetectLib.calcium_labels import STRUCTURES
+from LesionDetectLib.detectors.calcium.options import AGATSTON_THRESHOLD_HU
+from LesionDetectLib.detectors.calcium.labels import STRUCTURES
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.volume import LPS_TO_RAS, Volume
-from LesionDetectLib.volume_io import IMAGE_SUFFIXES, read_volume
+from LesionDetectLib.io.volume import LPS_TO_RAS, Volume
+from LesionDetectLib.io.volume_io import IMAGE_SUFFIXES, read_volume
 
 logger = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from LesionDetectLib.acf import propose
-from LesionDetectLib.calcium_crops import CROP_PX, Window, heart_frame, make_crops, to_crop_pixels
-from LesionDetectLib.calcium_labels import CORONARY_CODES, detector_class
-from LesionDetectLib.heart_region import find_heart_region
-from LesionDetectLib.volume import Volume
+from LesionDetectLib.detectors.calcium.acf import propose
+from LesionDetectLib.detectors.calcium.crops import CROP_PX, Window, heart_frame, make_crops, to_crop_pixels
+from LesionDetectLib.detectors.calcium.heart_region import find_heart_region
+from LesionDetectLib.detectors.calcium.labels import CORONARY_CODES, detector_class
+from LesionDetectLib.io.volume import Volume
 
 WINDOW_MM = (8.0, 40.0)
 MIN_VISIBLE_FRACTION = 0.5

@@ -28,11 +28,11 @@ from calcium_datasets import iter_dataset  # noqa: E402
 from calcium_training_data import slice_objects  # noqa: E402
 from synthetic_cardiac_ct import make_case  # noqa: E402
 
-from LesionDetectLib.agatston import agatston_category, score_lesion  # noqa: E402
-from LesionDetectLib.calcium_labels import CORONARY_CODES, OTHER_CLASS, STRUCTURES  # noqa: E402
-from LesionDetectLib.calcium_model import DEFAULT_MANIFEST, load_calcium_model  # noqa: E402
-from LesionDetectLib.detectors.calcium import CalciumParams, detect_calcium, voxel_volume_mm3  # noqa: E402
-from LesionDetectLib.detectors.calcium_deep import findings_from_stages, run_stages  # noqa: E402
+from LesionDetectLib.detectors.calcium.agatston import agatston_category, score_lesion  # noqa: E402
+from LesionDetectLib.detectors.calcium.classical import CalciumParams, detect_calcium, voxel_volume_mm3  # noqa: E402
+from LesionDetectLib.detectors.calcium.deep import findings_from_stages, run_stages  # noqa: E402
+from LesionDetectLib.detectors.calcium.labels import CORONARY_CODES, OTHER_CLASS, STRUCTURES  # noqa: E402
+from LesionDetectLib.detectors.calcium.model import DEFAULT_MANIFEST, load_calcium_model  # noqa: E402
 
 NO_PROGRESS = lambda stage, fraction, message: None  # noqa: E731
 

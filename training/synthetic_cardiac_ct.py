@@ -28,7 +28,7 @@ from synthetic_anatomy import Layout, draw_layout, paint_bones, render_soft_tiss
 from synthetic_calcium import add_streaks, draw_object, draw_objects
 from synthetic_shapes import Grid, Tracker, upsample_in_plane
 
-from LesionDetectLib.volume import LPS_TO_RAS, Volume
+from LesionDetectLib.io.volume import LPS_TO_RAS, Volume
 
 GENERATOR_VERSION = "1.0.0"
 CALCIUM_THRESHOLD_HU = 130.0

@@ -7,7 +7,7 @@ Classifier: scikit-learn's HistGradientBoostingClassifier (log-loss boosting of 
 are real-valued log-odds, so the sum is a probability-like score; histogram binning fits 3·10⁴ blocks ×
 476 features with 150 trees in under a minute on two cores; depth-3 trees capture "bright AND fat around
 AND no bone context" in one tree and stay cheap to evaluate in numpy. The trees are exported to plain
-arrays for `LesionDetectLib.acf` (no scikit-learn at inference).
+arrays for `LesionDetectLib.detectors.calcium.acf` (no scikit-learn at inference).
 
 The threshold is the highest score at which at least `target_recall` of the validation lesions have a
 block at or above it, counted both as 3D components of coronary voxels and as per-slice 2D components
@@ -29,10 +29,10 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
-from LesionDetectLib.acf import ACF_FORMAT, BoostedTrees, Candidate, windows_from_scores
-from LesionDetectLib.acf_channels import DEFAULT_SHRINK, block_features
-from LesionDetectLib.calcium_labels import CORONARY_CODES
-from LesionDetectLib.volume import Volume
+from LesionDetectLib.detectors.calcium.acf import ACF_FORMAT, BoostedTrees, Candidate, windows_from_scores
+from LesionDetectLib.detectors.calcium.acf_channels import DEFAULT_SHRINK, block_features
+from LesionDetectLib.detectors.calcium.labels import CORONARY_CODES
+from LesionDetectLib.io.volume import Volume
 
 Case = tuple[Volume, np.ndarray, "np.ndarray | None"]  # volume (HU), structure labels (k, j, i), region or None
 CORONARY = np.isin(np.arange(256), sorted(CORONARY_CODES))  # lookup: label code → coronary
@@ -279,7 +279,7 @@ def synthetic_cases(seeds: Iterable[int], matrix: int):
     """Synthetic cases with the heart region found from anatomy, as the detector will see them."""
     from synthetic_cardiac_ct import make_case
 
-    from LesionDetectLib.heart_region import find_heart_region
+    from LesionDetectLib.detectors.calcium.heart_region import find_heart_region
 
     for seed in seeds:
         case = make_case(seed, matrix=matrix)

@@ -28,9 +28,9 @@ from calcium_training_data import CropSet, crops_from_volume  # noqa: E402
 from synthetic_cardiac_ct import GENERATOR_VERSION, make_case  # noqa: E402
 from train_acf import fit_acf  # noqa: E402
 
-from LesionDetectLib.calcium_model import MODELS_DIR, save_calcium_model  # noqa: E402
-from LesionDetectLib.heart_region import find_heart_region  # noqa: E402
-from LesionDetectLib.nets.ssd import CalciumSSD, SSDConfig, decode  # noqa: E402
+from LesionDetectLib.detectors.calcium.heart_region import find_heart_region  # noqa: E402
+from LesionDetectLib.detectors.calcium.model import MODELS_DIR, save_calcium_model  # noqa: E402
+from LesionDetectLib.nets.ssd import ResNetSSD, SSDConfig, decode  # noqa: E402
 from LesionDetectLib.nets.ssd_loss import ssd_loss  # noqa: E402
 
 
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     log.write(json.dumps({"stage": "crops", "train": len(train_set), "val": len(val_set)}) + "\n")
     log.flush()
 
-    model = CalciumSSD(SSDConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()}))
+    model = ResNetSSD(SSDConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()}))
     optim = config["optim"]
     optimiser = torch.optim.Adam(model.parameters(), lr=optim["lr"], betas=tuple(optim["betas"]), eps=optim["eps"])
     first_epoch = 0

@@ -1,1 +1,1 @@
-"""Networks: the coronary-calcium SSD detector, its backbone and its loss."""
+"""Network pieces shared by detectors: SSD heads and default boxes, backbones, the robust loss."""

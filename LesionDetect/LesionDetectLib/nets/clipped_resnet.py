@@ -1,4 +1,4 @@
-"""Clipped ResNet-50 trunk, the SSD backbone of "Coronary Calcium Detection Based on Improved Deep Residual Network"."""
+"""Clipped ResNet-50 trunk, an SSD backbone for small candidate crops (METHODS.md A)."""
 
 from monai.networks.nets.resnet import ResNet, ResNetBottleneck
 from torch import Tensor
@@ -17,7 +17,7 @@ class ClippedResNet50(ResNet):
     Stages keep ResNet-50's bottlenecks (1x1x64/3x3x64/1x1x256 ... 1x1x512/3x3x512/1x1x2048, blocks (3, 4, 6, 3),
     stride on the 3x3 conv), widths scaled by `width`. "Clipped": the 7x7 stride-2 stem conv and its stride-2
     max-pool become one 3x3 stride-2 conv, so conv3, conv4 and conv5 sit at strides 4, 8 and 16 (16x16, 8x8 and
-    4x4 maps for a 64-pixel candidate crop) instead of 8, 16 and 32, which keeps calcium a few pixels wide visible.
+    4x4 maps for a 64-pixel candidate crop) instead of 8, 16 and 32, which keeps lesions a few pixels wide visible.
     """
 
     def __init__(self, in_channels: int, width: float = 1.0, blocks: tuple = (3, 4, 6, 3)) -> None:

@@ -1,7 +1,7 @@
-"""The coronary-calcium SSD: a clipped ResNet-50, SSD extra layers, multi-scale heads, default boxes and decoding.
+"""SSD on a clipped ResNet-50: SSD extra layers, multi-scale heads, default boxes and decoding (METHODS.md A).
 
-After "Coronary Calcium Detection Based on Improved Deep Residual Network in Mimics": SSD (Liu et al. 2016) with
-VGG-16 replaced by a clipped ResNet-50, run on candidate crops resized to one square size.
+SSD (Liu et al. 2016) with VGG-16 replaced by a clipped ResNet-50, run on candidate crops resized to one square
+size; shared by the detectors that use an SSD.
 
 Boxes everywhere are (d0_min, d1_min, d0_max, d1_max) in pixels of the crop tensor's spatial dims (dim 0 = rows,
 dim 1 = columns; pixel (i, j) covers [i, i+1) x [j, j+1)), i.e. MONAI's 2D "xyxy" mode with x the first dim.
@@ -17,7 +17,7 @@ from monai.apps.detection.utils.box_coder import BoxCoder
 from monai.apps.detection.utils.box_selector import BoxSelector
 from torch import Tensor, nn
 
-from .clipped_resnet import ClippedResNet50, scaled_width
+from LesionDetectLib.nets.clipped_resnet import ClippedResNet50, scaled_width
 
 # Unit weights: encoded errors are centre offsets in default-box sizes and log size ratios, so the robust loss's
 # beta = 0.05 puts its quadratic bowl at 5 % of the default box (about 0.5 px for the smallest box of a 64-px crop).
@@ -95,7 +95,7 @@ def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: 
     )
 
 
-class CalciumSSD(nn.Module):
+class ResNetSSD(nn.Module):
     """SSD on a clipped ResNet-50: heads on conv3, conv4, conv5 and two SSD extra layers (m = 5 scales).
 
     Extras follow SSD's 1x1-reduce then 3x3 pattern: a stride-2 3x3 (stride 32) and a valid conv spanning the
@@ -139,7 +139,7 @@ def per_anchor(head_output: Tensor, values: int) -> Tensor:
 
 @torch.no_grad()
 def decode(
-    model_or_anchors: CalciumSSD | Tensor,
+    model_or_anchors: ResNetSSD | Tensor,
     class_logits: Tensor,
     box_deltas: Tensor,
     score_threshold: float = 0.05,
@@ -152,7 +152,7 @@ def decode(
     Softmax scores per foreground class, MONAI's BoxSelector (score threshold, clipping to the crop, per-class
     NMS, at most max_detections). image_size is needed only when anchors are given instead of the model.
     """
-    if isinstance(model_or_anchors, CalciumSSD):
+    if isinstance(model_or_anchors, ResNetSSD):
         anchors, image_size = model_or_anchors.anchors, model_or_anchors.config.image_size
     elif image_size is None:
         raise ValueError("decode needs image_size when given anchors instead of the model")

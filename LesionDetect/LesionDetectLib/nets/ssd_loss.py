@@ -1,8 +1,7 @@
-"""SSD training loss of the calcium detector: L = (L_conf + a * L_loc) / N over N matched default boxes.
+"""SSD training loss: L = (L_conf + a * L_loc) / N over N matched default boxes.
 
 L_conf is softmax cross-entropy over the matched boxes and the hardest negatives (3 per positive, SSD's mining);
-L_loc is the general robust loss (Barron 2019) of the encoded box-regression errors, as in "Coronary Calcium
-Detection Based on Improved Deep Residual Network in Mimics". Boxes are (d0_min, d1_min, d0_max, d1_max) in pixels.
+L_loc is the general robust loss (Barron 2019) of the encoded box-regression errors, as in METHODS.md A. Boxes are (d0_min, d1_min, d0_max, d1_max) in pixels.
 """
 
 import torch
@@ -11,10 +10,10 @@ from monai.apps.detection.utils.ATSS_matcher import ATSSMatcher
 from monai.apps.detection.utils.hard_negative_sampler import HardNegativeSampler
 from torch import Tensor
 
-from .robust_loss import robust_loss
-from .ssd import BOX_CODER, anchor_layout
+from LesionDetectLib.nets.robust_loss import robust_loss
+from LesionDetectLib.nets.ssd import BOX_CODER, anchor_layout
 
-# ATSS instead of SSD's IoU >= 0.5: a 3-px calcium in a 64-px crop overlaps even the smallest (9.6 px) default box
+# ATSS instead of SSD's IoU >= 0.5: a 3-px lesion in a 64-px crop overlaps even the smallest (9.6 px) default box
 # with IoU < 0.1, so plain IoU matching leaves it one forced anchor and makes its equally good neighbours negatives.
 # ATSS's adaptive per-object IoU threshold (mean + std over the nearest boxes of each map) keeps those as positives;
 # centres need not lie inside tiny boxes.
@@ -53,7 +52,7 @@ def ssd_loss(
     """dict(loss, conf, loc, matched) for a batch; targets[i] = dict(boxes [n, 4], labels [n] >= 1), n may be 0.
 
     Hard negatives: MONAI's HardNegativeSampler with pool 1 keeps, per crop, the negative_ratio * P negatives of
-    highest foreground probability (at least negative_ratio, so crops without calcium still teach background).
+    highest foreground probability (at least negative_ratio, so crops without lesions still teach background).
     N = matched boxes in the batch (at least 1); conf and loc are returned divided by N as well.
     """
     matched = [match_anchors(anchors, t["boxes"], t["labels"]) for t in targets]

@@ -1,0 +1,222 @@
+"""What the panel's Detect and Export STL buttons do, without Qt: start the worker on a scene volume,
+import its result folder into the scene, export the run's surfaces, and word its summary.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from LesionDetectLib.app.worker_process import WorkerProcess, worker_command
+from LesionDetectLib.detection.detector import InputKind, options_from
+from LesionDetectLib.detection.findings import Findings
+from LesionDetectLib.detection.options import REGION, check_bounds, option_specs
+from LesionDetectLib.errors import LesionDetectError
+
+LOG_TAIL_LINES = 20
+
+
+@dataclass
+class DetectionRun:
+    """One worker run: the process, the folder it owns, and what its events said so far."""
+
+    worker: WorkerProcess
+    work_dir: Path
+    output_dir: Path
+    volume_node: object
+    detector: str
+    done_event: dict | None = None
+    error_message: str | None = None
+    log_tail: deque = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+
+    def record(self, event: dict) -> None:
+        """Keep what the end of the run needs: the done event, the error message, the last log lines."""
+        kind = event.get("event")
+        if kind == "done":
+            self.done_event = event
+        elif kind == "error":
+            self.error_message = event.get("message", "")
+        elif kind == "log":
+            self.log_tail.append(event.get("message", ""))
+
+    def discard(self) -> None:
+        """Remove the temporary input and result files (after importing, or instead of it)."""
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def start_detection(
+    volume_node,
+    work_dir,
+    *,
+    detector="calcium",
+    method: str | None = None,
+    device: str = "auto",
+    options: dict | None = None,
+    python: str | None = None,
+) -> DetectionRun:
+    """Write the volume (and each region option's mask) as NRRD into `work_dir` and start the CLI on them.
+
+    `detector` is a registered detector or its id; `options` maps option names to values (a node for a
+    region option), missing ones keep the detector's defaults. The run owns `work_dir`: it is removed
+    here if starting fails, and by `DetectionRun.discard()`.
+    """
+    from LesionDetectLib.detection.registry import get_detector
+    from LesionDetectLib.io.volume import Volume
+    from LesionDetectLib.io.volume_io import write_nrrd
+    from LesionDetectLib.scene.volume_presenter import region_mask_from_node, volume_from_node
+
+    work_dir = Path(work_dir)
+    try:
+        if volume_node is None:
+            raise LesionDetectError("Select an input volume first.")
+        detector = get_detector(detector) if isinstance(detector, str) else detector
+        method = method or detector.default_method
+        detector.method(method)  # refuses an unknown method by name
+        values = dict(options or {})
+        check_option_values(detector, values)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        volume = volume_from_node(volume_node)
+        input_path = work_dir / "input.nrrd"
+        write_nrrd(volume, input_path)
+        output_dir = work_dir / "results"
+
+        def write_region(name: str, region_node) -> Path:
+            path = work_dir / f"{name}.nrrd"
+            mask = region_mask_from_node(region_node, volume_node)
+            write_nrrd(Volume(mask, volume.ijk_to_ras, name=name), path)
+            return path
+
+        args = [
+            detector.id,
+            str(input_path),
+            "-o",
+            str(output_dir),
+            "--method",
+            method,
+            "--device",
+            device,
+            "--progress",
+            "json",
+            *(["--no-snapshot"] if InputKind.VOLUME in detector.input_kinds else []),
+            *option_arguments(detector.Options, values, write_region),
+        ]
+        command, env = worker_command(args, python=python)
+        worker = WorkerProcess(command, env=env, cwd=str(work_dir))
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    return DetectionRun(worker, work_dir, output_dir, volume_node, detector.id)
+
+
+def option_arguments(options_type: type, values: dict, write_region) -> list[str]:
+    """CLI flags for option values, generated from `option_specs` (missing values: the defaults).
+
+    A region option's value is a node (or None); `write_region(name, node)` writes its mask and returns
+    the file the flag names. A bool option is `--flag` or `--no-flag`; None leaves an option out.
+    """
+    args: list[str] = []
+    for spec in option_specs(options_type):
+        value = values.get(spec.name, spec.default)
+        if value is None:
+            continue
+        if spec.kind == REGION:
+            args += [spec.flag, str(write_region(spec.name, value))]
+        elif spec.value_type is bool:
+            args.append(spec.flag if value else "--no-" + spec.flag[2:])
+        else:
+            args += [spec.flag, repr(value) if isinstance(value, float) else str(value)]
+    return args
+
+
+def check_option_values(detector, values: dict) -> None:
+    """Refuse unknown options and values outside their declared bounds or choices, naming each problem."""
+    non_region = {
+        spec.name: values[spec.name]
+        for spec in option_specs(detector.Options)
+        if spec.kind != REGION and spec.name in values
+    }
+    problems = check_bounds(options_from(detector.Options, non_region))
+    unknown = set(values) - {spec.name for spec in option_specs(detector.Options)}
+    if unknown:
+        problems.append(f"the {detector.title} detector has no option(s) {', '.join(sorted(unknown))}")
+    if problems:
+        raise LesionDetectError("Check the options: " + "; ".join(problems) + ".")
+
+
+def import_results(scene, output_dir, volume_node) -> Findings:
+    """Show a result folder's findings next to `volume_node` (heatmap in slice views and 3D); return them."""
+    from LesionDetectLib.results.result_files import load_results
+    from LesionDetectLib.scene.volume_presenter import show_findings, show_heatmap_in_3d, show_heatmap_in_slice_views
+
+    findings = load_results(output_dir)
+    run_nodes = show_findings(scene, volume_node, findings)
+    if run_nodes.heatmap_node is not None:
+        show_heatmap_in_slice_views(scene, run_nodes.heatmap_node)
+        import slicer
+
+        volume_rendering = getattr(getattr(slicer, "modules", None), "volumerendering", None)  # the app's module
+        if volume_rendering is not None:
+            show_heatmap_in_3d(scene, run_nodes.heatmap_node, volume_rendering.logic())
+    return findings
+
+
+def export_stl(
+    scene, volume_node, detector: str, folder, coordinate_system: str = "LPS", overwrite: bool = False
+) -> list[Path]:
+    """Write the surfaces of the volume's current run (combined and per lesion) as STL; return the paths."""
+    from LesionDetectLib.results.stl import write_stl_files
+    from LesionDetectLib.scene.volume_presenter import surfaces_from_run
+
+    named_surfaces = surfaces_from_run(scene, volume_node, detector)
+    if not named_surfaces:
+        raise LesionDetectError("There are no lesion surfaces to export: run Detect on this volume first.")
+    return write_stl_files(named_surfaces, folder, coordinate_system=coordinate_system, overwrite=overwrite)
+
+
+def summary_text(findings: Findings) -> str:
+    """A few lines for the panel: the lesion count, each scalar summary value, then the scope note."""
+    lines = [f"{len(findings.lesions)} lesion(s) found."]
+    for key, value in findings.summary.items():
+        if key == "scope_note" or value is None or isinstance(value, (dict, list, tuple)):
+            continue
+        shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+        lines.append(f"{key.replace('_', ' ').capitalize()}: {shown}")
+    if findings.summary.get("scope_note"):
+        lines.append(findings.summary["scope_note"])
+    return "\n".join(lines)
+
+
+class DetectionLogic:
+    """What the panel asks of the scene: start a run, import its results, export its surfaces.
+
+    Qt-free and usable from Slicer's Python console: `LesionDetectLogic` in LesionDetect.py is this
+    with Slicer's scene, temporary folders and `PythonSlicer`; tests give a slicer-core scene.
+    """
+
+    def __init__(self, scene, work_dirs, python: str | None = None):
+        self.scene = scene
+        self.work_dirs = work_dirs  # () -> a new empty folder for one run
+        self.python = python
+
+    def start_detection(self, volume_node, detector, method: str, device: str, options: dict) -> DetectionRun:
+        return start_detection(
+            volume_node,
+            self.work_dirs(),
+            detector=detector,
+            method=method,
+            device=device,
+            options=options,
+            python=self.python,
+        )
+
+    def import_results(self, output_dir, volume_node) -> Findings:
+        return import_results(self.scene, output_dir, volume_node)
+
+    def export_stl(self, volume_node, detector_id: str, folder, coordinate_system: str = "LPS", overwrite=False):
+        return export_stl(self.scene, volume_node, detector_id, folder, coordinate_system, overwrite)
+
+    @staticmethod
+    def summary_text(findings: Findings) -> str:
+        return summary_text(findings)

@@ -1,0 +1,194 @@
+"""ACF candidate proposals: boosted trees score aggregate-channel blocks; high-scoring groups become windows.
+
+The trees are plain arrays (no scikit-learn, no pickle) evaluated in vectorised numpy; they are trained
+by `training/train_acf.py` and stored in safetensors with the threshold and block size in the metadata.
+A window is a square on one axial slice in slice pixels, pixel n spanning n…n+1 (as `calcium_crops.Window`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from LesionDetectLib.detectors.calcium.acf_channels import DEFAULT_SHRINK, block_features
+from LesionDetectLib.errors import LesionDetectError
+from LesionDetectLib.io.volume import Volume
+
+__all__ = ["BoostedTrees", "Candidate", "block_features", "load_acf", "propose", "score_map", "windows_from_scores"]
+
+ACF_FORMAT = "lesiondetect-acf"  # safetensors metadata "format" of a saved model
+WINDOW_MM = (8.0, 40.0)
+CONTEXT_MM = 4.0  # added to twice a group's extent
+EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+SCORE_CHUNK = 1 << 20  # (samples × trees) evaluated at a time
+
+
+@dataclass
+class BoostedTrees:
+    """Binary boosted trees, all nodes concatenated; leaves have feature −1 and children −1.
+
+    A sample goes left where x[feature] <= threshold; its raw score is base_score plus one leaf value per
+    tree (log-odds), and `score` returns the logistic of that.
+    """
+
+    features: np.ndarray  # int32 (nodes,)
+    thresholds: np.ndarray  # float64 (nodes,)
+    left: np.ndarray  # int32 (nodes,) node index of the left child
+    right: np.ndarray  # int32 (nodes,)
+    values: np.ndarray  # float64 (nodes,) leaf values
+    roots: np.ndarray  # int32 (trees,) first node of each tree
+    base_score: float
+
+    def raw_score(self, X: np.ndarray) -> np.ndarray:
+        """(N,) log-odds."""
+        X = np.asarray(X)
+        if len(X) == 0:
+            return np.zeros(0)
+        chunk = max(1, SCORE_CHUNK // max(len(self.roots), 1))
+        return np.concatenate([self._raw_chunk(X[start : start + chunk]) for start in range(0, len(X), chunk)])
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """(N,) probability-like scores in [0, 1]."""
+        return 1.0 / (1.0 + np.exp(-self.raw_score(X)))
+
+    def _raw_chunk(self, X: np.ndarray) -> np.ndarray:
+        node = np.broadcast_to(self.roots, (len(X), len(self.roots))).copy()
+        rows = np.arange(len(X))[:, None]
+        while True:
+            feature = self.features[node]
+            inner = feature >= 0
+            if not inner.any():
+                break
+            go_left = X[rows, np.maximum(feature, 0)] <= self.thresholds[node]
+            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
+        return self.base_score + self.values[node].sum(axis=1)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "features": self.features.astype(np.int32),
+            "thresholds": self.thresholds.astype(np.float64),
+            "left": self.left.astype(np.int32),
+            "right": self.right.astype(np.int32),
+            "values": self.values.astype(np.float64),
+            "roots": self.roots.astype(np.int32),
+            "base_score": np.array([self.base_score], dtype=np.float64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> BoostedTrees:
+        return cls(
+            features=np.asarray(arrays["features"], dtype=np.int32),
+            thresholds=np.asarray(arrays["thresholds"], dtype=np.float64),
+            left=np.asarray(arrays["left"], dtype=np.int32),
+            right=np.asarray(arrays["right"], dtype=np.int32),
+            values=np.asarray(arrays["values"], dtype=np.float64),
+            roots=np.asarray(arrays["roots"], dtype=np.int32),
+            base_score=float(np.asarray(arrays["base_score"]).ravel()[0]),
+        )
+
+
+@dataclass
+class Candidate:
+    """A square window on axial slice k: centre (row j, column i) and side in slice pixels; its best block score."""
+
+    k: int
+    center_ji: tuple[float, float]
+    side_px: float
+    score: float
+
+
+def load_acf(path) -> tuple[BoostedTrees, float, int]:
+    """(trees, threshold, shrink) from a safetensors file written by `training/train_acf.save_acf`."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    with safe_open(str(Path(path)), framework="numpy") as handle:
+        metadata = handle.metadata() or {}
+    if metadata.get("format") != ACF_FORMAT:
+        raise LesionDetectError(f"'{path}' is not an ACF candidate model (no '{ACF_FORMAT}' metadata).")
+    return BoostedTrees.from_arrays(load_file(str(path))), float(metadata["threshold"]), int(metadata["shrink"])
+
+
+def score_map(
+    volume: Volume, trees: BoostedTrees, region: np.ndarray | None, shrink: int = DEFAULT_SHRINK
+) -> np.ndarray:
+    """float32 (k, j // shrink, i // shrink) block scores; 0 where a block cannot hold calcium."""
+    depth, height, width = volume.array.shape
+    scores = np.zeros((depth, height // shrink, width // shrink), dtype=np.float32)
+    pixel_mm = float(np.mean(volume.spacing[:2]))
+    for k in range(depth):
+        plane_region = None if region is None else region[k]
+        features, blocks = block_features(volume.array[k], pixel_mm, plane_region, shrink)
+        if len(blocks):
+            scores[k, blocks[:, 0], blocks[:, 1]] = trees.score(features)
+    return scores
+
+
+def propose(
+    volume: Volume,
+    trees: BoostedTrees,
+    region: np.ndarray | None = None,
+    threshold: float = 0.5,
+    window_mm: tuple[float, float] = WINDOW_MM,
+    shrink: int = DEFAULT_SHRINK,
+) -> tuple[list[Candidate], np.ndarray]:
+    """Candidate windows (see `windows_from_scores`) and the score map of `volume`."""
+    scores = score_map(volume, trees, region, shrink)
+    return windows_from_scores(scores, threshold, float(np.mean(volume.spacing[:2])), shrink, window_mm), scores
+
+
+def windows_from_scores(
+    scores: np.ndarray,
+    threshold: float,
+    pixel_mm: float,
+    shrink: int = DEFAULT_SHRINK,
+    window_mm: tuple[float, float] = WINDOW_MM,
+) -> list[Candidate]:
+    """One window per 8-connected group of blocks scoring ≥ threshold, slice by slice.
+
+    Side = twice the group's extent plus CONTEXT_MM, clamped to `window_mm`; a group too large for the
+    largest window is tiled with largest windows.
+    """
+    limits_px = np.asarray(window_mm, dtype=float) / pixel_mm
+    above = (scores >= threshold) & (scores > 0)  # unscored blocks never make a window
+    candidates = []
+    for k in np.flatnonzero(above.any(axis=(1, 2))):
+        candidates += _slice_windows(int(k), scores[k], above[k], shrink, limits_px, CONTEXT_MM / pixel_mm)
+    return candidates
+
+
+def _slice_windows(k: int, scores: np.ndarray, above: np.ndarray, shrink: int, limits_px, context_px: float):
+    """Windows of one slice's groups of blocks above the threshold."""
+    groups, count = ndimage.label(above, structure=EIGHT_CONNECTED)
+    boxes = np.array([[(s.start, s.stop) for s in box] for box in ndimage.find_objects(groups)]) * shrink  # (n,2,2)
+    peaks = np.asarray(ndimage.maximum(scores, groups, np.arange(1, count + 1)), dtype=float)
+    extents = (boxes[:, :, 1] - boxes[:, :, 0]).max(axis=1)
+    sides = np.clip(2 * extents + context_px, *limits_px)
+    centers = boxes.mean(axis=2)
+    fits = 2 * extents + context_px <= limits_px[1]
+    windows = [
+        Candidate(k, (float(center[0]), float(center[1])), float(side), float(peak))
+        for center, side, peak in zip(centers[fits], sides[fits], peaks[fits])
+    ]
+    for label in np.flatnonzero(~fits) + 1:
+        windows += _tiles(k, scores, groups == label, boxes[label - 1], shrink, limits_px[1])
+    return windows
+
+
+def _tiles(k: int, scores: np.ndarray, group: np.ndarray, box: np.ndarray, shrink: int, side_px: float):
+    """Largest windows whose central halves tile a large group's box; only tiles over the group's blocks."""
+    extent = box[:, 1] - box[:, 0]
+    counts = np.ceil(extent / (side_px / 2)).astype(int)
+    tiles = []
+    for tile in np.ndindex(*counts):
+        low = box[:, 0] + extent * np.array(tile) / counts
+        high = box[:, 0] + extent * (np.array(tile) + 1) / counts
+        core = tuple(slice(int(a // shrink), int(np.ceil(b / shrink))) for a, b in zip(low, high))
+        if group[core].any():
+            center = (low + high) / 2
+            peak = float(scores[core][group[core]].max())
+            tiles.append(Candidate(k, (float(center[0]), float(center[1])), float(side_px), peak))
+    return tiles

@@ -1,0 +1,152 @@
+"""All-or-nothing result folders: files are written to a staging folder and moved in at the end.
+
+A cancelled or failed run leaves the output folder exactly as it was. The results of an earlier run
+are the files its `report.json` lists in `outputs`; a folder holding them is refused unless
+overwriting was asked for, and then exactly those are replaced, all at once: they are moved aside,
+the new files moved in, and the old ones deleted (or put back if moving in fails). Other files in the
+folder are never touched, and a new result whose name is taken by such a file is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+from LesionDetectLib.errors import LesionDetectError, OutputExistsError
+
+REPORT_NAME = "report.json"
+FOLDER_MODE = 0o755
+
+
+class OutputFolder:
+    """Stage result files next to `path`; `commit()` moves them in, `discard()` removes the staging folder."""
+
+    def __init__(self, path, overwrite: bool = False):
+        self.path = Path(path).resolve()
+        self.overwrite = overwrite
+        if self.path.exists() and not self.path.is_dir():
+            raise LesionDetectError(f"The output path {self.path} is a file, not a folder: choose a folder.")
+        existing = self.existing_results()
+        if existing and not overwrite:
+            raise OutputExistsError(
+                f"{self.path} already holds results ({', '.join(existing[:4])}); "
+                "choose another folder or pass --overwrite to replace them."
+            )
+        self._created = _missing_parents(self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.partial-", dir=self.path.parent))
+            self.staging.chmod(FOLDER_MODE)
+        except OSError as error:
+            self._remove_created_parents()
+            raise LesionDetectError(f"Cannot write results next to {self.path}: {error.strerror}.") from None
+
+    def existing_results(self) -> list[str]:
+        """The files (relative paths) an earlier run's report says it wrote here and that are still here."""
+        report = self.path / REPORT_NAME
+        if not report.is_file():
+            return []
+        try:
+            outputs = json.loads(report.read_text(encoding="utf-8")).get("outputs", {})
+        except (OSError, ValueError, AttributeError):
+            return [REPORT_NAME]
+        names = [REPORT_NAME]
+        for value in outputs.values():
+            names += value if isinstance(value, list) else [value]
+        return [name for name in dict.fromkeys(names) if isinstance(name, str) and (self.path / name).exists()]
+
+    def commit(self) -> None:
+        """Move every staged file in, replacing the earlier run's results (only when overwriting) in one step."""
+        blocked = _block_termination()
+        try:
+            if not self.path.exists():
+                os.replace(self.staging, self.path)
+                return
+            new_names = [str(path.relative_to(self.staging)) for path in _files_below(self.staging)]
+            old_names = self.existing_results()
+            taken = [name for name in new_names if (self.path / name).exists() and name not in old_names]
+            if taken:
+                raise OutputExistsError(
+                    f"{self.path} holds files this run would replace but did not write ({', '.join(taken[:4])}); "
+                    "move them or choose another folder."
+                )
+            backup = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.previous-", dir=self.path.parent))
+            moved_old, moved_new = [], []
+            try:
+                for name in old_names:
+                    _move(self.path / name, backup / name)
+                    moved_old.append(name)
+                for name in new_names:
+                    _move(self.staging / name, self.path / name)
+                    moved_new.append(name)
+            except OSError as error:
+                for name in reversed(moved_new):
+                    _move(self.path / name, self.staging / name)
+                for name in reversed(moved_old):
+                    _move(backup / name, self.path / name)
+                shutil.rmtree(backup, ignore_errors=True)
+                raise LesionDetectError(
+                    f"Could not replace the results in {self.path} ({error.strerror}: {error.filename}); "
+                    "the earlier results were kept."
+                ) from None
+            for name in moved_old:
+                _remove_empty_parents(self.path / name, self.path)
+            shutil.rmtree(backup, ignore_errors=True)
+            shutil.rmtree(self.staging, ignore_errors=True)
+        finally:
+            _unblock_termination(blocked)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self._remove_created_parents()
+
+    def _remove_created_parents(self) -> None:
+        for folder in reversed(self._created):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _files_below(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if not path.is_dir())
+
+
+def _move(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+
+
+def _remove_empty_parents(path: Path, top: Path) -> None:
+    """Remove the folders between `path` and `top` that moving `path` away left empty."""
+    for folder in path.parents:
+        if folder == top or top not in folder.parents:
+            return
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """The folders from the outermost missing one down to `folder` (those this run will create)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    return missing[::-1]
+
+
+def _block_termination():
+    if hasattr(signal, "pthread_sigmask"):
+        return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    return None
+
+
+def _unblock_termination(previous) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -1,0 +1,111 @@
+"""Findings on a volume → nodes in one subject-hierarchy folder: ROIs, a lesion table, models, a heatmap.
+
+Works on any real MRML scene passed in (`slicer.mrmlScene` in Slicer, a slicer-core scene in tests).
+Every node a run creates is tagged (see `run_nodes`): a rerun replaces exactly those nodes.
+The names other modules import from here (`volume_from_node`, `region_mask_from_node`, `remove_run`,
+`surfaces_from_run`, the heatmap helpers, the attribute names) stay available; new code imports
+`LesionDetectLib.scene`, whose `show_findings` also takes image sequences.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from LesionDetectLib.detection.findings import Findings
+from LesionDetectLib.errors import LesionDetectError
+from LesionDetectLib.io.volume import Volume
+from LesionDetectLib.results.lesion_text import detector_columns, lesion_description
+from LesionDetectLib.scene.heatmap import (
+    HEATMAP_COLOR_NODE_ID,
+    HEATMAP_LOWER_THRESHOLD,
+    add_heatmap_node,
+    heatmap_fraction,
+    show_heatmap_in_3d,
+    show_heatmap_in_slice_views,
+)
+from LesionDetectLib.scene.inputs import ijk_to_world_matrix, region_mask_from_node, volume_from_node
+from LesionDetectLib.scene.models import add_model_node, surfaces_from_run
+from LesionDetectLib.scene.rois import add_volume_roi
+from LesionDetectLib.scene.run_nodes import (
+    DETECTOR_ATTRIBUTE,
+    INPUT_VOLUME_ATTRIBUTE,
+    LESION_ID_ATTRIBUTE,
+    MODALITY_ATTRIBUTE,
+    SUMMARY_ATTRIBUTE,
+    RunNodes,
+    adopt,
+    create_run_folder,
+    input_key,
+    remove_run,
+)
+from LesionDetectLib.scene.tables import add_lesion_table
+
+__all__ = [
+    "DETECTOR_ATTRIBUTE",
+    "HEATMAP_COLOR_NODE_ID",
+    "HEATMAP_LOWER_THRESHOLD",
+    "INPUT_VOLUME_ATTRIBUTE",
+    "LESION_ID_ATTRIBUTE",
+    "MODALITY_ATTRIBUTE",
+    "SUMMARY_ATTRIBUTE",
+    "RunNodes",
+    "heatmap_fraction",
+    "ijk_to_world_matrix",
+    "region_mask_from_node",
+    "remove_run",
+    "show_findings",
+    "show_heatmap_in_3d",
+    "show_heatmap_in_slice_views",
+    "surfaces_from_run",
+    "volume_from_node",
+]
+
+
+def show_findings(scene, volume_node, findings: Findings, columns=None) -> RunNodes:
+    """Replace the previous run of `findings.detector` on this volume with ROIs, table, models, heatmap.
+
+    `columns`: the measurement columns (default: those the detector declares in the registry).
+    Findings on an image sequence are handed to the sequence presenter.
+    """
+    if not isinstance(findings.image, Volume):
+        from LesionDetectLib.scene.sequence_presenter import show_sequence_findings
+
+        return show_sequence_findings(scene, volume_node, findings, columns=columns)
+    if volume_node is None:
+        raise LesionDetectError("Findings on a volume need the volume node they were computed on.")
+    columns = detector_columns(findings.detector) if columns is None else tuple(columns)
+    if findings.heatmap is not None:
+        _check_heatmap_grid(volume_node, findings)
+    key = input_key(volume_node)
+    remove_run(scene, key, findings.detector)
+    folder_item_id = create_run_folder(
+        scene, volume_node, key, findings.detector, volume_node.GetName(), findings.summary
+    )
+    detector = findings.detector
+    run = RunNodes(folder_item_id)
+    directions = findings.volume.directions
+    run.roi_nodes = [add_volume_roi(scene, lesion, directions, detector) for lesion in findings.lesions]
+    for roi_node, lesion in zip(run.roi_nodes, findings.lesions):  # only now: resizing an ROI clears descriptions
+        roi_node.SetDescription(lesion_description(lesion, columns))
+    center_columns = [
+        (f"center {axis}", "mm", [lesion.center_ras[n] for lesion in findings.lesions]) for n, axis in enumerate("RAS")
+    ]
+    run.table_node = add_lesion_table(scene, findings, columns, center_columns)
+    run.model_nodes = [
+        add_model_node(scene, lesion, detector) for lesion in findings.lesions if lesion.surface is not None
+    ]
+    if findings.heatmap is not None:
+        run.heatmap_node = add_heatmap_node(
+            scene, f"{detector} heatmap", np.asarray(findings.heatmap), ijk_to_world_matrix(volume_node)
+        )
+    adopt(scene, run.nodes(), folder_item_id, detector, key)
+    return run
+
+
+def _check_heatmap_grid(volume_node, findings: Findings) -> None:
+    expected_shape = tuple(volume_node.GetImageData().GetDimensions()[::-1])
+    if np.shape(findings.heatmap) != expected_shape:
+        raise LesionDetectError(
+            f"The {findings.detector} heatmap has shape {np.shape(findings.heatmap)} but the volume has "
+            f"{expected_shape}; the detector must return the heatmap on the input grid."
+        )
