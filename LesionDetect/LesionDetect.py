@@ -245,7 +245,10 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget):
         self._pollTimer.stop()
 
     def show_error(self, message, details=""):
-        slicer.util.errorDisplay(message, detailedText=details or None)
+        if details:
+            slicer.util.errorDisplay(message, detailedText=details)
+        else:
+            slicer.util.errorDisplay(message)
 
     def confirm(self, message, title):
         return slicer.util.confirmOkCancelDisplay(message, windowTitle=title)

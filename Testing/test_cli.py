@@ -289,3 +289,14 @@ def test_a_slicer_roi_file_restricts_the_count_like_the_roi_node(small_ct, tmp_p
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["scope"] == "region"
     assert [lesion["center_ras"] for lesion in report["lesions"]] == [first["center_ras"]]
+
+
+def test_main_in_slicers_process_leaves_its_numpy_and_heap_settings_alone(tmp_path):
+    """The self-test calls `main` inside Slicer: only the `lesiondetect` program tunes the process."""
+    multiarray = (getattr(np, "_core", None) or np.core).multiarray
+    before = multiarray._set_madvise_hugepage(True)
+    try:
+        assert run_classical("--sample", tmp_path / "out") == 0
+        assert multiarray._set_madvise_hugepage(True) is True  # still what this process chose
+    finally:
+        multiarray._set_madvise_hugepage(before)

@@ -302,7 +302,7 @@ def test_parameter_node_edits_show_in_the_view(panel):
     assert panel.view.values["deviceSelector"] == 2
     parameters.detector = TOY_ID
     assert panel.view.values["detectorSelector"] == list(detectors()).index(TOY_ID)
-    assert [field.name for field in panel.view.fields][1] == "threshold_hu"
+    assert [field.name for field in panel.view.fields] == [spec.name for spec in option_specs(ToyDetector.Options)]
 
 
 # ---------------------------------------------------------------- the options box

@@ -167,3 +167,30 @@ def test_no_platform_module_names_a_detector():
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(LIB)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_toys_findings_become_scene_nodes_by_input_kind(tmp_path, mrml_scene):
+    """The volume toy's result folder → ROIs, table and heatmap; the sequence toy's → a browser over its frames."""
+    from LesionDetectLib.scenarios import add_volume_node
+    from LesionDetectLib.scene import show_findings
+
+    assert run("blobs", "--sample", "-o", tmp_path / "blobs") == 0
+    volume_node = add_volume_node(mrml_scene, toy_detectors.blob_volume())
+    blobs = show_findings(mrml_scene, volume_node, load_results(tmp_path / "blobs"))
+    assert len(blobs.roi_nodes) == 2 and blobs.table_node.GetNumberOfRows() == 2
+    assert blobs.roi_nodes[0].GetDescription() == "score 1.00, 27 voxels, peak 900"  # the toy's own Column wording
+
+    assert run("spots", "--sample", "-o", tmp_path / "spots") == 0
+    findings = load_results(tmp_path / "spots")
+    findings.image = toy_detectors.spot_sequence()  # the frames the panel would pass as the input node
+    spots = show_findings(mrml_scene, None, findings)
+    assert spots.browser_node is not None and spots.browser_node.GetNumberOfItems() == 5
+    spots.browser_node.SetSelectedItemNumber(3)
+    frame = slicer_array(spots.image_node)
+    assert frame.max() == 255 and frame[0, 11, 31] == 255 and frame[0, 11, 21] == 0
+
+
+def slicer_array(node):
+    import slicer.util
+
+    return slicer.util.arrayFromVolume(node)

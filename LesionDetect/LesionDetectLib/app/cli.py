@@ -80,9 +80,6 @@ def main(argv=None) -> int:
         return _write_sample(detector, args.write_sample)
     if not args.output:
         parser.error("-o/--output is required")
-    from LesionDetectLib.app.heap import keep_freed_memory
-
-    keep_freed_memory()
     progress = Progress(args.progress)
     previous_handlers = {number: signal.signal(number, _raise_cancelled) for number in (signal.SIGTERM, signal.SIGINT)}
     output = None
@@ -233,5 +230,13 @@ def _print_summary(detector: Detector, folder: Path) -> None:
         print(line)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `lesiondetect` program: tune this process's heap (never Slicer's, which calls `main`), then run."""
+    from LesionDetectLib.app.heap import keep_freed_memory
+
+    keep_freed_memory()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
