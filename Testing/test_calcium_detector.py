@@ -7,9 +7,8 @@ from vtkmodules.vtkFiltersCore import vtkFeatureEdges
 
 from LesionDetectLib.detection.findings import Surface
 from LesionDetectLib.detectors.calcium.classical import CalciumParams, detect_calcium
-from LesionDetectLib.results.meshes import iso_surface_ijk
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.results.meshes import polydata_from_surface
+from LesionDetectLib.results.meshes import iso_surface_ijk, polydata_from_surface
 
 
 def test_large_bone_and_field_of_view_cuts_are_excluded_and_listed():

@@ -14,8 +14,8 @@ from vtkmodules.vtkIOImage import vtkPNGReader
 from LesionDetectLib.detection.findings import Findings, Lesion, Surface
 from LesionDetectLib.errors import LesionDetectError
 from LesionDetectLib.io.volume import LPS_TO_RAS, Volume, ijk_to_ras_matrix
-from LesionDetectLib.results.colors import color_for_label
 from LesionDetectLib.results import snapshot
+from LesionDetectLib.results.colors import color_for_label
 
 LIB_ROOT = Path(__file__).resolve().parents[1] / "LesionDetect"
 

@@ -31,8 +31,8 @@ from xml.parsers.expat import ExpatError
 import numpy as np
 from skimage.draw import polygon
 
-from LesionDetectLib.detectors.calcium.options import AGATSTON_THRESHOLD_HU
 from LesionDetectLib.detectors.calcium.labels import STRUCTURES
+from LesionDetectLib.detectors.calcium.options import AGATSTON_THRESHOLD_HU
 from LesionDetectLib.errors import LesionDetectError
 from LesionDetectLib.io.volume import LPS_TO_RAS, Volume
 from LesionDetectLib.io.volume_io import IMAGE_SUFFIXES, read_volume

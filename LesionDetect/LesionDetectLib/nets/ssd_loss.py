@@ -1,7 +1,8 @@
 """SSD training loss: L = (L_conf + a * L_loc) / N over N matched default boxes.
 
 L_conf is softmax cross-entropy over the matched boxes and the hardest negatives (3 per positive, SSD's mining);
-L_loc is the general robust loss (Barron 2019) of the encoded box-regression errors, as in METHODS.md A. Boxes are (d0_min, d1_min, d0_max, d1_max) in pixels.
+L_loc is the general robust loss (Barron 2019) of the encoded box-regression errors, as in METHODS.md A.
+Boxes are (d0_min, d1_min, d0_max, d1_max) in pixels.
 """
 
 import torch
