@@ -10,7 +10,6 @@ instead of failing at the first Detect, so this file and what it imports at load
 """
 
 import functools
-import inspect
 import logging
 import os
 import shutil
@@ -275,7 +274,7 @@ class LesionDetectLogic(ScriptedLoadableModuleLogic):
 
 
 class LesionDetectTest(ScriptedLoadableModuleTest):
-    """Runs every `scenario_*` of `LesionDetectLib.scenarios` on Slicer's own scene."""
+    """Runs every registered detector's self-test scenarios on Slicer's own scene."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -289,15 +288,10 @@ class LesionDetectTest(ScriptedLoadableModuleTest):
         self.test_scenarios()
 
     def test_scenarios(self):
-        from LesionDetectLib import scenarios
+        from LesionDetectLib.scenarios import all_scenarios
 
-        found = [
-            (name, function)
-            for name, function in inspect.getmembers(scenarios, inspect.isfunction)
-            if name.startswith("scenario_") and function.__module__ == scenarios.__name__
-        ]
-        self.assertTrue(found, "LesionDetectLib.scenarios defines no scenario_* function")
-        found.sort(key=lambda item: item[1].__code__.co_firstlineno)
+        found = all_scenarios()
+        self.assertTrue(found, "no registered detector brings a self-test scenario")
         for name, scenario in found:
             self.setUp()
             self.delayDisplay(f"Running {name}")

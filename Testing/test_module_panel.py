@@ -731,7 +731,12 @@ def test_detect_import_and_export_like_the_panel(mrml_scene, tmp_path):
         mrml_scene, Volume(heart_mask, volume.ijk_to_ras, "heart"), "vtkMRMLLabelMapVolumeNode"
     )
     run = start_detection(
-        volume_node, tmp_path / "work", method="classical", device="cpu", options={"region": region_node}
+        volume_node,
+        tmp_path / "work",
+        detector="calcium",
+        method="classical",
+        device="cpu",
+        options={"region": region_node},
     )
     assert sorted(p.name for p in run.work_dir.iterdir()) == ["input.nrrd", "region.nrrd"]
     for event in _run_until(run.worker, timeout=300):
@@ -744,7 +749,7 @@ def test_detect_import_and_export_like_the_panel(mrml_scene, tmp_path):
     assert mrml_scene.GetNodesByClass("vtkMRMLMarkupsROINode").GetNumberOfItems() == len(findings.lesions)
     text = summary_text(findings)
     assert text.startswith(f"{len(findings.lesions)} lesion(s) found.")
-    assert "Agatston total: " in text and findings.summary["scope_note"] in text
+    assert "Agatston " in text and findings.summary["scope_note"] in text
     run.discard()
     assert not run.work_dir.exists()
 
@@ -796,21 +801,19 @@ def test_starting_without_a_volume_says_so_and_leaves_no_folder(tmp_path):
     work_dir = tmp_path / "work"
     work_dir.mkdir()
     with pytest.raises(LesionDetectError, match="input volume"):
-        start_detection(None, work_dir)
+        start_detection(None, work_dir, detector="calcium")
     assert not work_dir.exists()
 
 
-def test_summary_text_lists_scalar_values_and_ends_with_the_scope_note():
+def test_summary_text_is_the_count_the_detectors_lines_and_the_warnings():
     from LesionDetectLib.app.detection_run import summary_text
     from LesionDetectLib.detection.findings import Findings
     from LesionDetectLib.io.volume import Volume
 
-    summary = {
-        "agatston_total": 123.456,
-        "category": "101–400",
-        "per_artery": None,
-        "scope_note": "Whole field.",
-        "excluded": {"bone": 2},
-    }
+    summary = {"agatston_total": 123.456, "category": "101-400", "cac_drs": "A2", "scope_note": "Whole field."}
     findings = Findings("calcium", "classical", Volume(np.zeros((2, 2, 2), np.int16), np.eye(4)), [], summary)
-    assert summary_text(findings) == "0 lesion(s) found.\nAgatston total: 123.5\nCategory: 101–400\nWhole field."
+    findings.warnings = ["gantry tilt of 7° corrected"]
+    assert summary_text(findings) == (
+        "0 lesion(s) found.\nAgatston 123.5 (category 101-400, CAC-DRS A2)\nWhole field.\n"
+        "Warning: gantry tilt of 7° corrected"
+    )

@@ -73,6 +73,9 @@ class ToyDetector(Detector):
         summary = {"bright_voxels": int(mask.sum()), "scope_note": "Toy detector: bright voxels only."}
         return Findings(self.id, method, image, lesions, summary)
 
+    def summary_lines(self, findings):
+        return [f"{findings.summary['bright_voxels']} bright voxel(s)", findings.summary["scope_note"]]
+
 
 def toy_worker_environment(monkeypatch) -> None:
     """Let a worker process started from this test find the toy detector."""

@@ -2,7 +2,7 @@
 
 Checked with `importlib.util.find_spec`, so nothing heavy is imported. What a run needs depends on
 its detector's `Method`: every method needs `REQUIRED_PACKAGES`; a method with `needs_torch` needs
-PyTorch, and its own `packages` (MONAI for the deep calcium method) go in after torch, so that pip
+PyTorch, and its own `packages` (such as MONAI for a network) go in after torch, so that pip
 does not pull a torch build of its own. Installing is the panel's job (on the first Detect, after the
 user confirms): Slicer's PyTorch extension (`PyTorchUtils`) for torch, whose build must match the GPU
 driver, then `slicer.util.pip_install` for the rest. The specifiers are those of pyproject.toml's
@@ -24,6 +24,8 @@ REQUIRED_PACKAGES: dict[str, str] = {
     "cc3d": "connected-components-3d>=4.1",
     "safetensors": "safetensors>=0.4",
     "tqdm": "tqdm>=4.66",
+    "imageio": "imageio>=2.33",
+    "tifffile": "tifffile>=2023.1",
 }
 
 TORCH_IMPORT_NAME = "torch"

@@ -50,7 +50,7 @@ def start_detection(
     volume_node,
     work_dir,
     *,
-    detector="calcium",
+    detector,
     method: str | None = None,
     device: str = "auto",
     options: dict | None = None,
@@ -145,19 +145,28 @@ def check_option_values(detector, values: dict) -> None:
         raise LesionDetectError("Check the options: " + "; ".join(problems) + ".")
 
 
-def import_results(scene, output_dir, volume_node) -> Findings:
-    """Show a result folder's findings next to `volume_node` (heatmap in slice views and 3D); return them."""
+def import_results(scene, output_dir, input_node) -> Findings:
+    """Show a result folder's findings next to their input node (a volume, or the node holding the frames):
+    the heatmap over the slice views, and volume-rendered in 3D for a volume; return the findings."""
+    from LesionDetectLib.io.volume import Volume
     from LesionDetectLib.results.result_files import load_results
-    from LesionDetectLib.scene.volume_presenter import show_findings, show_heatmap_in_3d, show_heatmap_in_slice_views
+    from LesionDetectLib.scene import (
+        show_findings,
+        show_heatmap_in_3d,
+        show_heatmap_in_slice_views,
+        show_image_in_slice_views,
+    )
 
     findings = load_results(output_dir)
-    run_nodes = show_findings(scene, volume_node, findings)
+    run_nodes = show_findings(scene, input_node, findings)
+    if run_nodes.image_node is not None:
+        show_image_in_slice_views(scene, run_nodes.image_node)
     if run_nodes.heatmap_node is not None:
         show_heatmap_in_slice_views(scene, run_nodes.heatmap_node)
         import slicer
 
         volume_rendering = getattr(getattr(slicer, "modules", None), "volumerendering", None)  # the app's module
-        if volume_rendering is not None:
+        if volume_rendering is not None and isinstance(findings.image, Volume):
             show_heatmap_in_3d(scene, run_nodes.heatmap_node, volume_rendering.logic())
     return findings
 
@@ -176,15 +185,13 @@ def export_stl(
 
 
 def summary_text(findings: Findings) -> str:
-    """A few lines for the panel: the lesion count, each scalar summary value, then the scope note."""
+    """A few lines for the panel: the lesion count, the detector's summary lines, then any warnings."""
+    from LesionDetectLib.detection.registry import detectors
+
+    detector = detectors().get(findings.detector)
     lines = [f"{len(findings.lesions)} lesion(s) found."]
-    for key, value in findings.summary.items():
-        if key == "scope_note" or value is None or isinstance(value, (dict, list, tuple)):
-            continue
-        shown = f"{value:.1f}" if isinstance(value, float) else str(value)
-        lines.append(f"{key.replace('_', ' ').capitalize()}: {shown}")
-    if findings.summary.get("scope_note"):
-        lines.append(findings.summary["scope_note"])
+    lines += detector.summary_lines(findings) if detector is not None else []
+    lines += [f"Warning: {warning}" for warning in findings.warnings]
     return "\n".join(lines)
 
 

@@ -190,7 +190,7 @@ def option_fields(options_type: type) -> list[OptionField]:
 
 
 def _option_label(spec: OptionSpec) -> str:
-    """ "threshold_hu" with unit HU → "Threshold:" (the unit is the widget's suffix)."""
+    """An option's row label: "size_mm" with unit mm → "Size:" (the unit is the widget's suffix)."""
     words = spec.name.split("_")
     if len(words) > 1 and spec.unit and words[-1] == spec.unit.lower():
         words = words[:-1]

@@ -20,7 +20,6 @@ from LesionDetectLib.detection.options import REGION, option_specs
 from LesionDetectLib.results.stl import COORDINATE_SYSTEMS
 
 MODULE_NAME = "LesionDetect"
-DEFAULT_DETECTOR = "calcium"
 
 
 def module_parameter_node(scene, module_name: str = MODULE_NAME):
@@ -54,7 +53,8 @@ class PanelParameters:
 
     @property
     def detector(self) -> str:
-        return self._get("detector", DEFAULT_DETECTOR)
+        """The chosen detector's id; "" when none was chosen (the panel shows the first registered one)."""
+        return self.node.GetParameter("detector") or ""
 
     @detector.setter
     def detector(self, detector_id: str) -> None:

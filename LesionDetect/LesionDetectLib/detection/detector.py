@@ -87,8 +87,8 @@ class Detector:
 
     @property
     def default_method(self) -> str:
-        """The best method that can run here."""
-        return next(method.name for method in self.methods if method.available)
+        """The best method that can run here (the best of all when none can: running it says what is missing)."""
+        return next((method.name for method in self.methods if method.available), self.methods[0].name)
 
     def method(self, name: str) -> Method:
         for method in self.methods:
