@@ -15,7 +15,7 @@ import numpy as np
 import tifffile
 
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.io.grey_pixels import to_grey
+from LesionDetectLib.io.grey_pixels import grey_frames_of, to_grey
 from LesionDetectLib.io.image_sequence import ImageSequence
 
 FRAME_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -34,18 +34,16 @@ def read_image_file(path: Path) -> ImageSequence:
 def read_image_folder(folder: Path, paths: list[Path]) -> ImageSequence:
     """The image files `paths` of `folder` as the frames of one sequence, in natural name order."""
     ordered = sorted(paths, key=natural_key)
-    frames, notes = [], []
-    for path in ordered:
-        grey, file_notes = to_grey(_pixels(path))
-        if frames and grey.shape[1:] != frames[0].shape[1:]:
-            raise LesionDetectError(
-                f"'{path.name}' in '{folder}' is {grey.shape[2]}×{grey.shape[1]} pixels but '{ordered[0].name}' is "
-                f"{frames[0].shape[2]}×{frames[0].shape[1]}; all frames of a sequence must have the same size. "
-                "Move the odd image out of the folder."
-            )
-        frames.append(grey)
-        notes += [note for note in file_notes if note not in notes]
-    return ImageSequence(np.concatenate(frames), name=folder.name, notes=notes)
+
+    def size_problem(path, size, first_size):
+        return (
+            f"'{path.name}' in '{folder}' is {size[0]}×{size[1]} pixels but '{ordered[0].name}' is "
+            f"{first_size[0]}×{first_size[1]}; all frames of a sequence must have the same size. "
+            "Move the odd image out of the folder."
+        )
+
+    frames, notes = grey_frames_of(ordered, _pixels, size_problem)
+    return ImageSequence(frames, name=folder.name, notes=notes)
 
 
 def natural_key(path: Path) -> list:
