@@ -13,6 +13,7 @@ from LesionDetectLib.detectors.calcium.deep import detect_calcium_deep
 from LesionDetectLib.detectors.calcium.model import file_sha256, load_calcium_model, save_calcium_model
 from LesionDetectLib.detectors.calcium.sample import make_sample
 from LesionDetectLib.errors import LesionDetectError
+from LesionDetectLib.io.volume import Volume
 from LesionDetectLib.io.volume_io import read_volume, write_nrrd
 from LesionDetectLib.nets.ssd import ResNetSSD, SSDConfig
 from LesionDetectLib.results.report import validate_report
@@ -197,3 +198,35 @@ def test_deep_path_searches_a_given_region_and_refuses_one_on_another_grid(tiny_
     np.testing.assert_array_equal(findings.region, region)
     assert "heart_region_s" not in findings.timings  # the given region replaces the search
     assert "given region" in findings.summary["scope_note"]
+
+
+def coarse_pixel_sample(pixel_mm: float):
+    """The sample on a coarser in-plane grid (same anatomy in mm): `pixel_mm` pixels."""
+    from scipy import ndimage
+
+    volume = make_sample()[0]
+    factor = volume.spacing[0] / pixel_mm
+    array = ndimage.zoom(volume.array, (1, factor, factor), order=1).astype(np.int16)
+    ijk_to_ras = volume.ijk_to_ras @ np.diag([1 / factor, 1 / factor, 1, 1])
+    return Volume(array, ijk_to_ras, volume.name, "CT")
+
+
+def test_deep_refuses_pixels_far_outside_its_trained_range_and_classical_still_runs(tmp_path, capsys):
+    write_nrrd(coarse_pixel_sample(1.04), tmp_path / "coarse.nrrd")
+    out = tmp_path / "deep"
+    code = cli_main(["calcium", str(tmp_path / "coarse.nrrd"), "-o", str(out), "--progress", "json", "--no-snapshot"])
+    error = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert code == 2 and not out.exists()
+    assert "pixel size is 1.04 mm" in error["message"] and "--method classical" in error["message"]
+    classical = ["calcium", str(tmp_path / "coarse.nrrd"), "-o", str(tmp_path / "classical"), "--method", "classical"]
+    assert cli_main([*classical, "--progress", "none", "--no-snapshot"]) == 0
+
+
+def test_deep_warns_a_little_outside_its_trained_range(tmp_path):
+    write_nrrd(coarse_pixel_sample(0.55), tmp_path / "wider.nrrd")
+    out = tmp_path / "deep"
+    assert (
+        cli_main(["calcium", str(tmp_path / "wider.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
+    )
+    warnings = json.loads((out / "report.json").read_text())["warnings"]
+    assert any("pixel size is 0.55 mm" in warning and "may miss lesions" in warning for warning in warnings)

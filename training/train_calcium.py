@@ -104,6 +104,15 @@ def coronary_recall(model, crop_set: CropSet, score_threshold: float = 0.5) -> f
     return found / max(total, 1)
 
 
+def trained_input_range(volumes) -> dict:
+    """The smallest and largest pixel size and slice spacing of the training scans (the model's input range)."""
+    pixels, slices = [], []
+    for volume in volumes:
+        pixels += [float(volume.spacing[0]), float(volume.spacing[1])]
+        slices.append(float(volume.spacing[2]))
+    return {"pixel_mm": [min(pixels), max(pixels)], "slice_mm": [min(slices), max(slices)]}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True)
@@ -123,6 +132,7 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     train_cases = list(labelled_volumes(config["data"], "train"))  # made once: the ACF and the crops both read them
+    input_range = trained_input_range(volume for volume, _ in train_cases)
     acf_cases = ((volume, labels, find_heart_region(volume).mask) for volume, labels in train_cases)
     trees, threshold, acf_stats = fit_acf(acf_cases, **config.get("acf", {}))
     shrink = acf_stats.get("shrink", 4)
@@ -175,6 +185,7 @@ def main(argv=None) -> int:
         "training": {"crops": {"train": len(train_set), "val": len(val_set)}, "optim": optim, "loss": config["loss"]},
         "acf": _jsonable(acf_stats),
         "seed": seed,
+        "input_range": input_range,
     }
     model.eval()
     manifest = save_calcium_model(model, trees, threshold, shrink, args.out / "model", card)

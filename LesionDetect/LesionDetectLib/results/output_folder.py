@@ -39,11 +39,17 @@ class OutputFolder:
         self._created = _missing_parents(self.path.parent)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.is_dir():
+                _probe_writable(self.path)
             self.staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.partial-", dir=self.path.parent))
             self.staging.chmod(FOLDER_MODE)
         except OSError as error:
             self._remove_created_parents()
-            raise LesionDetectError(f"Cannot write results next to {self.path}: {error.strerror}.") from None
+            where = error.filename or self.path
+            raise LesionDetectError(
+                f"Cannot write the results to {self.path} ({error.strerror or error} at {where}); "
+                "choose a folder you can write to."
+            ) from None
 
     def existing_results(self) -> list[str]:
         """The files (relative paths) an earlier run's report says it wrote here and that are still here."""
@@ -110,6 +116,12 @@ class OutputFolder:
                 folder.rmdir()
             except OSError:
                 break
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create and remove a file in `folder`: raises the OSError a run would meet only at its end."""
+    with tempfile.TemporaryFile(dir=folder):
+        pass
 
 
 def _files_below(folder: Path) -> list[Path]:

@@ -9,11 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from LesionDetectLib.detection.detector import Column, Detector, InputKind, Method
+from LesionDetectLib.detection.input_range import range_warnings
 from LesionDetectLib.detectors.calcium.model import DEFAULT_MANIFEST
 from LesionDetectLib.detectors.calcium.options import CalciumParams
 
 HERE = Path(__file__).parent
 NETWORK_PACKAGES = {"monai": "monai==1.6.1"}
+OUT_OF_RANGE_ADVICE = (
+    "Use --method classical (in the panel: the classical method) with a heart region, "
+    "or a scan reconstructed at the model's pixel size and slice spacing."
+)
 BONE_CONTEXT_HU = 200.0  # CT iso-surface of bone drawn faintly in the snapshot for orientation
 
 
@@ -55,7 +60,10 @@ class CalciumDetector(Detector):
             from LesionDetectLib.detectors.calcium.model import load_calcium_model
 
             model = load_calcium_model(Path(weights) if weights else DEFAULT_MANIFEST)
-            return detect_calcium_deep(image, model, options, device, progress)
+            warnings = range_warnings(image, model.input_range, "deep calcium model", OUT_OF_RANGE_ADVICE)
+            findings = detect_calcium_deep(image, model, options, device, progress)
+            findings.warnings += warnings
+            return findings
         from LesionDetectLib.detectors.calcium.classical import detect_calcium
 
         self.method(method)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from LesionDetectLib.detection.input_range import InputRange
 from LesionDetectLib.errors import LesionDetectError
 
 MODELS_DIR = next(  # wheel: LesionDetectLib/Resources/Models; source tree and Slicer: LesionDetect/Resources/Models
@@ -36,6 +37,11 @@ class CalciumModel:
     @property
     def version(self) -> str:
         return self.manifest["version"]
+
+    @property
+    def input_range(self) -> InputRange | None:
+        """The pixel size and slice spacing the model was trained on (None if its manifest does not say)."""
+        return InputRange.from_manifest(self.manifest)
 
 
 def file_sha256(path: Path) -> str:
@@ -87,7 +93,9 @@ def load_calcium_model(manifest_path: Path = DEFAULT_MANIFEST, weights_path: Pat
 
 
 def save_calcium_model(ssd, trees, acf_threshold: float, acf_shrink: int, folder: Path, card: dict) -> Path:
-    """Write `calcium_deep.safetensors` (SSD in fp16, ACF arrays) and its manifest; return the manifest path."""
+    """Write `calcium_deep.safetensors` (SSD in fp16, ACF arrays) and its manifest; return the manifest path.
+
+    `card` describes the training, including `input_range` (the pixel and slice spacings trained on)."""
     import torch
     from safetensors.torch import save_file
 
