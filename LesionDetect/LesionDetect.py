@@ -255,6 +255,13 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget):
     def process_events(self):
         slicer.app.processEvents()
 
+    def set_busy(self, busy):
+        """A wait cursor over the whole application while the GUI thread is blocked (calls nest)."""
+        if busy:
+            qt.QApplication.setOverrideCursor(qt.QCursor(qt.Qt.WaitCursor))
+        else:
+            qt.QApplication.restoreOverrideCursor()
+
 
 class LesionDetectLogic(ScriptedLoadableModuleLogic):
     """Slicer's logic: `self.detection` (a DetectionLogic) starts runs, imports results, exports STL.

@@ -1,12 +1,23 @@
-"""The calcium dataset readers on tiny real files: a COCA-style DICOM series + plist XML, NRRD/NIfTI pairs."""
+"""The calcium dataset readers on tiny real files: a COCA-style DICOM series + plist XML, NRRD/NIfTI pairs,
+and a COCA non-gated layout (nested DICOM without SeriesInstanceUID + a scores.xlsx laid out like the real one)."""
 
 import logging
 import plistlib
+import zipfile
+from xml.sax.saxutils import escape
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from calcium_datasets import IDENTITY_CODE_MAP, iter_dataset, read_coca_case, read_labelled_volume
+from calcium_datasets import (
+    IDENTITY_CODE_MAP,
+    iter_dataset,
+    iter_nongated,
+    read_coca_case,
+    read_labelled_volume,
+    read_nongated_case,
+    read_nongated_scores,
+)
 from dicom_series import save_slice
 from pydicom.uid import generate_uid
 
@@ -310,3 +321,177 @@ def test_coca_brush_outline_gives_the_roi_pixel_count(tmp_path):
     write_coca_xml(tmp_path / "calcium_xml" / "4.xml", {1: [brush]})
     labels = read_coca_case(tmp_path, "4").labels
     assert sorted(zip(*np.nonzero(labels[1]))) == [(20, 32), (20, 33), (20, 34), (21, 33), (21, 34)]
+
+
+# --- COCA non-gated --------------------------------------------------------------------------------------
+
+# The real sheet's layout: header "filename " (sic) | LCA | LAD | LCX | RCA | total, then a row per scan "<n>A".
+SCORE_HEADER = ("filename ", "LCA", "LAD", "LCX", "RCA", "total")
+SCORE_ROWS = {
+    "1A": (0, 0, 0, 0, 0),
+    "2A": (132, 1.91, 128, 37.5, 300),
+    "3A": (260, 612, 52.4, 119, 1043),  # a patient with no folder in the layout: read only when asked for
+}
+NONGATED_PIXEL_MM, NONGATED_SLICE_MM = 0.7, 5.0
+
+
+def write_xlsx(path, rows, *, inline_strings=False, header_row=1) -> None:
+    """A one-sheet .xlsx as Excel writes it: text in sharedStrings.xml (or inline), numbers as <v>, cells with r."""
+    strings: list[str] = []
+    sheet_rows = []
+    for number, row in enumerate(rows, start=header_row):
+        cells = []
+        for column, value in enumerate(row):
+            reference = f"{chr(ord('A') + column)}{number}"
+            if value is None:
+                continue
+            if isinstance(value, str) and inline_strings:
+                cells.append(f'<c r="{reference}" t="inlineStr"><is><t>{escape(value)}</t></is></c>')
+            elif isinstance(value, str):
+                strings.append(value)
+                cells.append(f'<c r="{reference}" t="s"><v>{len(strings) - 1}</v></c>')
+            else:
+                cells.append(f'<c r="{reference}"><v>{value!r}</v></c>')
+        sheet_rows.append(f'<row r="{number}">{"".join(cells)}</row>')
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    relations = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    package = "http://schemas.openxmlformats.org/package/2006/relationships"
+    parts = {
+        "[Content_Types].xml": '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+        'content-types"><Default Extension="xml" ContentType="application/xml"/></Types>',
+        "_rels/.rels": f'<?xml version="1.0"?><Relationships xmlns="{package}"><Relationship Id="rId1" '
+        f'Type="{relations}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<?xml version="1.0"?><workbook xmlns="{main}" xmlns:r="{relations}"><sheets>'
+        '<sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": f'<?xml version="1.0"?><Relationships xmlns="{package}">'
+        f'<Relationship Id="rId2" Type="{relations}/sharedStrings" Target="sharedStrings.xml"/>'
+        f'<Relationship Id="rId1" Type="{relations}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+        "xl/worksheets/sheet1.xml": f'<?xml version="1.0"?><worksheet xmlns="{main}"><sheetData>'
+        f"{''.join(sheet_rows)}</sheetData></worksheet>",
+        "xl/sharedStrings.xml": f'<?xml version="1.0"?><sst xmlns="{main}" count="{len(strings)}">'
+        + "".join(f'<si><t xml:space="preserve">{escape(text)}</t></si>' for text in strings)
+        + "</sst>",
+    }
+    with zipfile.ZipFile(path, "w") as book:
+        for name, text in parts.items():
+            book.writestr(name, text)
+
+
+def score_sheet(rows=SCORE_ROWS, header=SCORE_HEADER, order=range(6)) -> list[tuple]:
+    """Header and rows of the sheet, its columns in `order` (indices into the real layout)."""
+    return [tuple(line[n] for n in order) for line in [header, *[(name, *values) for name, values in rows.items()]]]
+
+
+def nongated_volume(slices=4, rows=24, columns=20) -> Volume:
+    """A chest-like phantom at the non-gated set's spacing: soft tissue in air, calcium painted by each test."""
+    ijk_to_lps = np.diag([NONGATED_PIXEL_MM, NONGATED_PIXEL_MM, NONGATED_SLICE_MM, 1.0])
+    ijk_to_lps[:3, 3] = (-7.0, -8.4, -150.0)
+    hu = np.full((slices, rows, columns), -1000, np.int16)
+    hu[:, 4:20, 3:17] = 40
+    return Volume(hu, LPS_TO_RAS @ ijk_to_lps, "phantom")
+
+
+def write_nongated_patient(volume: Volume, folder) -> None:
+    """A patient folder as in COCA non-gated: <n>/<n>/IM-0001-NNNN.dcm, no SeriesInstanceUID, top slice first."""
+    folder.mkdir(parents=True)
+    ijk_to_lps = LPS_TO_RAS @ volume.ijk_to_ras
+    for k, hu in enumerate(volume.array):
+        instance = len(volume.array) - k
+        save_slice(
+            folder / f"IM-0001-{instance:04d}.dcm",
+            hu,
+            position_lps=ijk_to_lps[:3, 3] + k * ijk_to_lps[:3, 2],
+            row_lps=(1, 0, 0),
+            column_lps=(0, 1, 0),
+            pixel_spacing_ij=(NONGATED_PIXEL_MM, NONGATED_PIXEL_MM),
+            slice_thickness=NONGATED_SLICE_MM,
+            series_uid=None,
+            instance=instance,
+        )
+
+
+def write_nongated_layout(root, volumes: dict[str, Volume], rows=SCORE_ROWS, **sheet) -> None:
+    """``root``/<n>/<n>/*.dcm per volume and ``root``/scores.xlsx."""
+    root.mkdir(parents=True, exist_ok=True)
+    for patient, volume in volumes.items():
+        write_nongated_patient(volume, root / patient / patient)
+    write_xlsx(root / "scores.xlsx", score_sheet(rows, **sheet))
+
+
+def two_patients() -> dict[str, Volume]:
+    """Patient 1 without calcium; patient 2 with a 300 HU plaque (its own intensity, so the cases differ)."""
+    calcified = nongated_volume(slices=5)
+    calcified.array[2, 10:13, 8:11] = 300
+    return {"1": nongated_volume(), "2": calcified}
+
+
+@pytest.fixture
+def nongated_root(tmp_path):
+    root = tmp_path / "mini_dataset" / "deidentified_nongated"
+    write_nongated_layout(root, two_patients())
+    return root
+
+
+def test_nongated_cases_carry_their_scan_and_reference_scores(nongated_root):
+    cases = list(iter_nongated(nongated_root))
+    assert [case.patient_id for case in cases] == ["1", "2"]  # folder 3 has a row but no scan: not a case
+    assert [case.case_id for case in cases] == ["nongated-1", "nongated-2"]
+    first, second = cases
+    assert first.reference.total == 0 and set(first.reference.per_artery.values()) == {0.0}
+    assert second.reference.row == "2A" and second.reference.total == 300
+    assert second.reference.per_artery == {"LM": 132, "LAD": 1.91, "LCX": 128, "RCA": 37.5}  # LCA is the left main
+    assert second.volume.array.shape == (5, 24, 20) and first.volume.array.shape == (4, 24, 20)
+    assert second.volume.array[2, 11, 9] == 300 and second.volume.array[0, 11, 9] == 40  # top slice first, k up
+    np.testing.assert_allclose(second.volume.spacing, (NONGATED_PIXEL_MM, NONGATED_PIXEL_MM, NONGATED_SLICE_MM))
+    assert second.source == "coca-nongated"
+
+
+def test_nongated_reader_takes_the_parent_folder_and_a_choice_of_patients(nongated_root):
+    (case,) = iter_nongated(nongated_root.parent, ["2"])
+    assert case.patient_id == "2" and case.reference.total == 300
+
+
+def test_nongated_columns_are_found_by_header_in_any_order(tmp_path):
+    path = tmp_path / "scores.xlsx"
+    write_xlsx(path, score_sheet(order=(5, 3, 0, 2, 4, 1)), inline_strings=True, header_row=3)
+    scores = read_nongated_scores(path)
+    assert scores["3A"] == {"LM": 260, "LAD": 612, "LCX": 52.4, "RCA": 119, "total": 1043}
+    assert set(scores) == {"1A", "2A", "3A"}
+
+
+def test_nongated_patient_without_a_sheet_row_is_refused(tmp_path):
+    root = tmp_path / "deidentified_nongated"
+    write_nongated_layout(root, {"4": nongated_volume()})
+    with pytest.raises(LesionDetectError, match=r"no row '4A' for patient folder 4"):
+        list(iter_nongated(root))
+
+
+def test_nongated_row_with_an_empty_score_is_refused(tmp_path):
+    root = tmp_path / "deidentified_nongated"
+    write_nongated_layout(root, {"1": nongated_volume()}, rows={"1A": (0, 0, None, 0, 0)})
+    with pytest.raises(LesionDetectError, match=r"row '1A' has no number for LCX"):
+        read_nongated_case(root, "1")
+
+
+def test_nongated_sheet_without_an_artery_column_is_refused(tmp_path):
+    path = tmp_path / "scores.xlsx"
+    write_xlsx(path, score_sheet(order=(0, 1, 2, 4, 5)))  # no LCX
+    with pytest.raises(LesionDetectError, match=r"no column for LCX"):
+        read_nongated_scores(path)
+
+
+def test_nongated_layout_problems_are_refused_with_what_is_missing(tmp_path):
+    with pytest.raises(LesionDetectError, match="does not exist"):
+        list(iter_nongated(tmp_path / "nowhere"))
+    (tmp_path / "1").mkdir()
+    with pytest.raises(LesionDetectError, match="has no 'scores.xlsx'"):
+        list(iter_nongated(tmp_path))
+    (tmp_path / "scores.xlsx").write_text("not a workbook")
+    with pytest.raises(LesionDetectError, match="not a readable .xlsx"):
+        list(iter_nongated(tmp_path))
+    write_xlsx(tmp_path / "scores.xlsx", score_sheet())
+    with pytest.raises(LesionDetectError, match="holds no files"):
+        list(iter_nongated(tmp_path))
+    (tmp_path / "1").rmdir()
+    with pytest.raises(LesionDetectError, match="no numbered patient folders"):
+        list(iter_nongated(tmp_path))

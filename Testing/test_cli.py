@@ -192,51 +192,6 @@ def test_existing_results_are_refused_unless_overwrite(small_ct, tmp_path):
     assert (out / "report.json").stat().st_mtime_ns != before["report.json"]
 
 
-def nrrd_with(folder, array, modality="CT"):
-    folder.mkdir()
-    path = folder / "volume.nrrd"
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing((0.5, 0.5, 3.0))
-    image.SetMetaData("modality", modality)
-    sitk.WriteImage(image, str(path))
-    return path
-
-
-def bad_input(case, tmp_path, volume):
-    """(path, words the error must contain) for one kind of bad input."""
-    ct = np.full((8, 32, 32), 40, np.int16)
-    ct[:, :2, :2] = -1000
-    if case == "MR":
-        return nrrd_with(tmp_path / "mr", np.abs(ct), modality="MR"), "MR"
-    if case == "2D":
-        return nrrd_with(tmp_path / "2d", ct[:1]), "3D"
-    if case == "NaN":
-        nan_ct = ct.astype(np.float32)
-        nan_ct[3, 5, 5] = np.nan
-        return nrrd_with(tmp_path / "nan", nan_ct), "NaN"
-    folder = tmp_path / case
-    folder.mkdir()
-    if case == "corrupt":
-        write_ct_series(Volume(volume.array[:6, :64, :64].copy(), volume.ijk_to_ras, "ct", "CT"), folder)
-        (folder / "CT0003.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage")
-        return folder, "CT0003.dcm"
-    return folder, "empty"
-
-
-@pytest.mark.parametrize("case", ["MR", "2D", "NaN", "empty", "corrupt"])
-def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(small_ct, tmp_path, case):
-    path, expected = bad_input(case, tmp_path, small_ct[1])
-    folder = path if path.is_dir() else path.parent
-    files_before = sorted(p.name for p in folder.iterdir())
-    out = tmp_path / "out"
-    result = run_cli("calcium", path, "-o", out, "--progress", "json")
-    assert result.returncode == 2
-    error = events(result.stdout)[-1]
-    assert error["event"] == "error" and expected in error["message"]
-    assert not out.exists()
-    assert sorted(p.name for p in folder.iterdir()) == files_before
-
-
 def test_write_sample_writes_the_detectors_bundled_sample(tmp_path):
     assert main(["calcium", "--write-sample", str(tmp_path / "sample.nrrd")]) == 0
     image = sitk.ReadImage(str(tmp_path / "sample.nrrd"))

@@ -270,11 +270,21 @@ def test_the_widget_implements_the_view_interface_and_forwards_its_life_cycle(mo
         for name, function in inspect.getmembers(PanelView, inspect.isfunction)
         if not name.startswith("_")
     }
-    assert set(view_methods) >= {"set_text", "set_enabled", "set_progress", "start_poll_timer", "show_error", "confirm"}
+    assert set(view_methods) >= {
+        "set_text",
+        "set_enabled",
+        "set_progress",
+        "start_poll_timer",
+        "show_error",
+        "confirm",
+        "set_busy",
+    }
     for name, function in view_methods.items():
         assert name in widget, f"LesionDetectWidget does not implement PanelView.{name}"
         expected = list(inspect.signature(function).parameters)
         assert [argument.arg for argument in widget[name].args.args] == expected, f"{name}: parameters differ"
+    set_busy = ast.unparse(widget["set_busy"])
+    assert "setOverrideCursor" in set_busy and "WaitCursor" in set_busy and "restoreOverrideCursor" in set_busy
     for life_cycle in ("cleanup", "enter", "exit"):
         assert f"self.controller.{life_cycle}()" in ast.unparse(widget[life_cycle])
 
@@ -634,6 +644,22 @@ def test_cancel_returns_at_once_and_kills_a_tree_that_ignores_sigterm():
     assert worker.is_running, "the child ignores SIGTERM, so it must still run during the grace period"
     assert worker.wait(10) == -signal.SIGKILL
     assert _gone_within(grandchild_pid, 5), "the grandchild survived SIGKILL of its process group"
+
+
+@POSIX_ONLY
+def test_when_exited_calls_back_on_another_thread_once_the_process_is_gone(tmp_path):
+    import threading
+
+    worker = WorkerProcess([sys.executable, "-c", _SPAWNS_A_GRANDCHILD, "ignore-sigterm"])
+    events = _run_until(worker, lambda event: event["event"] == "spawned")
+    called = []
+    started = time.monotonic()
+    worker.cancel(grace_seconds=0.5)
+    thread = worker.when_exited(lambda: called.append((worker.returncode, threading.current_thread())))
+    assert time.monotonic() - started < 0.2 and not called, "when_exited() must not block"
+    thread.join(10)
+    assert called == [(-signal.SIGKILL, thread)]
+    assert _gone_within(events[-1]["pid"], 5)
 
 
 # ---------------------------------------------------------------- the real CLI

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -27,7 +28,7 @@ from test_panel_toy_detector import (
 
 from LesionDetectLib.app import dependencies
 from LesionDetectLib.app.dependencies import PackageInstaller
-from LesionDetectLib.app.detection_run import DetectionLogic
+from LesionDetectLib.app.detection_run import ABANDON_GRACE_S, DetectionLogic
 from LesionDetectLib.app.panel_controller import (
     BINDINGS,
     POLL_TIMER,
@@ -38,6 +39,7 @@ from LesionDetectLib.app.panel_controller import (
 from LesionDetectLib.app.panel_parameters import PanelParameters, module_parameter_node
 from LesionDetectLib.detection.options import option_specs
 from LesionDetectLib.detection.registry import detectors, register, unregister
+from LesionDetectLib.scene.run_nodes import remove_run
 
 UI_FILE = Path(__file__).resolve().parents[1] / "LesionDetect" / "Resources" / "UI" / "LesionDetect.ui"
 TEXT_CLASSES = {"QLabel", "QPushButton"}
@@ -76,6 +78,8 @@ class RecordingView:
         self.errors: list[tuple[str, str]] = []
         self.questions: list[str] = []
         self.answers: list[bool] = []
+        self.busy = 0  # wait cursors shown and not yet taken back
+        self.busy_log: list[str] = []  # the status shown as each wait cursor went up
         self.calls = 0
 
     def _check(self, widget: str, classes=None) -> None:
@@ -142,6 +146,15 @@ class RecordingView:
 
     def process_events(self):
         self.calls += 1
+
+    def set_busy(self, busy):
+        self.calls += 1
+        if busy:
+            self.busy += 1
+            self.busy_log.append(self.texts.get("statusLabel", ""))
+        else:
+            assert self.busy > 0, "the wait cursor was taken back more often than it was shown"
+            self.busy -= 1
 
     # What the user sees
 
@@ -216,7 +229,9 @@ def add_volume_node(scene, volume, node_class="vtkMRMLScalarVolumeNode", name=No
 
 @pytest.fixture
 def toy_detector(monkeypatch):
-    """The toy detector, in this process's registry and in the worker's."""
+    """The toy detector, in this process's registry (after the package's own, as a plug-in comes in Slicer)
+    and in the worker's."""
+    detectors()  # discovers the package's detectors first, also when this file runs on its own
     toy_worker_environment(monkeypatch)
     detector = register(ToyDetector())
     yield detector
@@ -224,7 +239,17 @@ def toy_detector(monkeypatch):
 
 
 @pytest.fixture
-def panel(mrml_scene, tmp_path, toy_detector):
+def home(tmp_path, monkeypatch):
+    """The user's home folder (with a Documents folder), so that no test writes to the real one."""
+    home = tmp_path / "home"
+    (home / "Documents").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))
+    return home
+
+
+@pytest.fixture
+def panel(mrml_scene, tmp_path, toy_detector, home):
     """A set-up, entered panel on the real scene with one toy volume in it."""
     volume_node = add_volume_node(mrml_scene, toy_volume())
     runs = itertools.count()
@@ -240,8 +265,11 @@ def panel(mrml_scene, tmp_path, toy_detector):
         scene=mrml_scene,
         volume_node=volume_node,
         tmp_path=tmp_path,
+        home=home,
     )
     controller.cleanup()
+    mrml_scene.SetURL("")  # the shared scene: closing it keeps its file name
+    assert view.busy == 0, "a wait cursor was left up"
 
 
 def parameters_of(panel) -> PanelParameters:
@@ -251,6 +279,42 @@ def parameters_of(panel) -> PanelParameters:
 def choose_toy(panel, method="quick") -> None:
     user_chooses(panel, "detectorSelector", ToyDetector.title)
     user_chooses(panel, "methodSelector", method)
+
+
+def wait_for(condition, timeout: float) -> bool:
+    """Whether `condition()` became true within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def poll_until_status(panel, prefix: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not panel.view.texts.get("statusLabel", "").startswith(prefix):
+        assert time.monotonic() < deadline, f"no '{prefix}' status within {timeout} s: {panel.view.texts}"
+        user_acts(panel, POLL_TIMER)
+        time.sleep(0.02)
+
+
+def run_toy_with_surfaces(panel) -> None:
+    """A toy run whose lesion has a surface, imported."""
+    choose_toy(panel)
+    user_sets_option(panel, "surface", True)
+    user_acts(panel, "detectButton", False)
+    poll_until_idle(panel)
+    assert panel.view.texts["statusLabel"] == "Done: 1 lesion(s).", panel.view.errors
 
 
 # ---------------------------------------------------------------- registry → widgets
@@ -323,6 +387,8 @@ def test_the_options_box_is_generated_from_option_specs_and_rebuilt_when_the_det
         "merge": ("QCheckBox", "toggled(bool)"),
         "label": ("QComboBox", "currentIndexChanged(int)"),
         "pause_s": ("QDoubleSpinBox", "valueChanged(double)"),
+        "uninterruptible": ("QCheckBox", "toggled(bool)"),
+        "surface": ("QCheckBox", "toggled(bool)"),
     }, "'internal' has no option metadata and must not be shown"
     threshold = view.field("threshold_hu")
     assert (threshold.minimum, threshold.maximum, threshold.suffix, threshold.label) == (
@@ -556,15 +622,25 @@ def test_cleanup_removes_every_observer_it_added_to_the_scene(panel):
     assert panel.view.calls == calls, "a cleaned-up panel still reacts to the scene"
 
 
-def test_closing_the_scene_cancels_a_run_and_shows_the_new_scenes_parameters(panel):
+@pytest.mark.skipif(os.name == "nt" or not Path("/proc/self/stat").exists(), reason="POSIX signals, /proc")
+def test_closing_the_scene_during_a_run_returns_at_once_and_the_worker_and_its_folder_go(panel):
+    """A worker that holds off SIGTERM (as a network's forward pass does) must not hold up closing the scene."""
     choose_toy(panel)
-    user_sets_option(panel, "pause_s", 5.0)
+    user_sets_option(panel, "pause_s", 60.0)
+    user_sets_option(panel, "uninterruptible", True)
     user_acts(panel, "detectButton", False)
+    poll_until_status(panel, "Toy step 1")  # the CLI is in the detector, with SIGTERM held off
     run = panel.controller.run
+    started = time.monotonic()
     panel.scene.Clear(False)
+    assert time.monotonic() - started < 0.5, "closing the scene waited for the worker"
     assert panel.controller.run is None and panel.controller.state is RunState.IDLE
-    assert not panel.view.timer_running and run.worker.returncode is not None
-    assert not run.work_dir.exists()
+    assert not panel.view.timer_running and not panel.view.errors
+    assert panel.view.texts["statusLabel"] == "Cancelled; nothing was imported."
+    assert wait_for(lambda: not process_alive(run.worker.pid), ABANDON_GRACE_S + 3), "the worker outlived the close"
+    assert wait_for(lambda: not run.work_dir.exists(), 5), "the run's temporary folder was left behind"
+    time.sleep(0.3)
+    assert panel.scene.GetNodesByClass("vtkMRMLMarkupsROINode").GetNumberOfItems() == 0, "something was imported"
     assert panel.view.values["inputVolumeSelector"] is None
     assert (
         panel.view.texts_of("detectorSelector")[panel.view.values["detectorSelector"]] == detectors()["calcium"].title
@@ -583,23 +659,191 @@ def test_export_stl_after_a_calcium_run_and_asks_before_overwriting(panel):
     view = panel.view
     user_acts(panel, "inputVolumeSelector", sample_node)
     user_chooses(panel, "methodSelector", "classical")
-    user_acts(panel, "exportStlButton", False)
-    assert view.errors[-1][0] == "Choose an output folder for the STL files first."
+    assert view.enabled["exportStlButton"] is False, "nothing to export yet"
+    user_acts(panel, "exportStlButton", False)  # a click the disabled button cannot send is still refused
+    assert "run Detect" in view.errors[-1][0]
     stl_dir = panel.tmp_path / "stl"
     user_acts(panel, "outputFolderButton", str(stl_dir))
-    user_acts(panel, "exportStlButton", False)
-    assert "run Detect" in view.errors[-1][0]
     user_acts(panel, "detectButton", False)
     poll_until_idle(panel)
-    assert view.texts["statusLabel"].startswith("Done: ") and len(view.errors) == 2, view.errors
+    assert view.texts["statusLabel"].startswith("Done: ") and len(view.errors) == 1, view.errors
+    assert view.enabled["exportStlButton"] is True
     user_chooses(panel, "stlCoordinateSelector", "RAS")
     user_acts(panel, "exportStlButton", False)
     written = sorted(stl_dir.rglob("*.stl"))
     assert written and all(b"SPACE=RAS" in path.read_bytes()[:80] for path in written)
     assert view.texts["statusLabel"] == f"Wrote {len(written)} STL file(s) (RAS) to {stl_dir}."
+    before = {path: path.read_bytes() for path in written}
+    user_chooses(panel, "stlCoordinateSelector", "LPS")
     view.answers = [False]
     user_acts(panel, "exportStlButton", False)
-    assert "already exist" in view.questions[-1] and len(view.errors) == 2
+    assert "already exist" in view.questions[-1] and len(view.errors) == 1
+    assert {path: path.read_bytes() for path in written} == before, "overwritten without asking"
     view.answers = [True]
     user_acts(panel, "exportStlButton", False)
-    assert len(view.errors) == 2 and view.texts["statusLabel"].startswith("Wrote ")
+    assert len(view.errors) == 1 and view.texts["statusLabel"].startswith("Wrote ")
+    assert all(b"SPACE=LPS" in path.read_bytes()[:80] for path in written)
+
+
+def test_the_export_folder_defaults_to_the_documents_folder_chosen_once_and_the_users_choice_is_kept(panel):
+    view, home = panel.view, panel.home
+    default = home / "Documents" / "LesionDetect"
+    assert parameters_of(panel).output_folder == str(default), "chosen when the panel first showed the scene"
+    assert view.values["outputFolderButton"] == str(default)
+    assert not default.exists(), "choosing a folder creates nothing"
+    (home / "Documents").rename(home / "Papers")  # the default is kept, not chosen again
+    panel.controller.exit()
+    panel.controller.enter()
+    assert parameters_of(panel).output_folder == str(default)
+    user_acts(panel, "outputFolderButton", str(panel.tmp_path / "mine"))
+    panel.controller.exit()
+    panel.controller.enter()
+    assert view.values["outputFolderButton"] == str(panel.tmp_path / "mine")
+    panel.scene.Clear(False)  # a new scene, and no Documents folder now: the home folder
+    assert parameters_of(panel).output_folder == str(home / "LesionDetect")
+    assert view.values["outputFolderButton"] == str(home / "LesionDetect")
+
+
+def test_a_scene_loaded_from_a_file_gets_an_export_folder_beside_it_and_keeps_a_saved_one(panel):
+    scene, view = panel.scene, panel.view
+    scene_file = panel.tmp_path / "cases" / "case 7.mrml"
+    scene_file.parent.mkdir()
+    parameters_of(panel).output_folder = ""  # a scene saved before the panel chose a folder
+    scene.SetURL(str(scene_file))
+    assert scene.Commit()
+    scene.Clear(False)
+    scene.SetURL(str(scene_file))
+    assert scene.Connect()  # File > Load Scene
+    beside = scene_file.parent / "case 7-LesionDetect"
+    assert parameters_of(panel).output_folder == str(beside)
+    assert view.values["outputFolderButton"] == str(beside)
+    user_acts(panel, "outputFolderButton", str(panel.tmp_path / "chosen"))
+    assert scene.Commit()  # saved with the scene, and reloaded as it was
+    scene.Clear(False)
+    scene.SetURL(str(scene_file))
+    assert scene.Connect()
+    assert parameters_of(panel).output_folder == str(panel.tmp_path / "chosen")
+
+
+def test_export_stl_is_enabled_only_while_the_input_has_a_run_with_surfaces(panel):
+    view = panel.view
+    choose_toy(panel)
+    assert view.enabled["exportStlButton"] is False, "no run yet"
+    user_acts(panel, "detectButton", False)
+    assert view.enabled["exportStlButton"] is False, "running"
+    poll_until_idle(panel)
+    assert view.texts["statusLabel"] == "Done: 1 lesion(s)."
+    assert view.enabled["exportStlButton"] is False, "a run without surfaces has nothing to export"
+    user_sets_option(panel, "surface", True)
+    user_acts(panel, "detectButton", False)
+    assert view.enabled["exportStlButton"] is False, "running"
+    poll_until_idle(panel)
+    assert view.enabled["exportStlButton"] is True, "the import brought surfaces"
+    other_node = add_volume_node(panel.scene, toy_volume(), name="no run yet")
+    user_acts(panel, "inputVolumeSelector", other_node)
+    assert view.enabled["exportStlButton"] is False, "this input has no run"
+    user_acts(panel, "inputVolumeSelector", panel.volume_node)
+    assert view.enabled["exportStlButton"] is True
+    user_chooses(panel, "detectorSelector", detectors()["calcium"].title)
+    assert view.enabled["exportStlButton"] is False, "no calcium run on this input"
+    choose_toy(panel)
+    assert view.enabled["exportStlButton"] is True
+    model_nodes = panel.scene.GetNodesByClass("vtkMRMLModelNode")
+    assert model_nodes.GetNumberOfItems() == 1
+    panel.scene.RemoveNode(model_nodes.GetItemAsObject(0))  # the user deletes the surface
+    assert view.enabled["exportStlButton"] is False, "the run's surface was removed"
+    user_acts(panel, "detectButton", False)
+    poll_until_idle(panel)
+    assert view.enabled["exportStlButton"] is True
+    assert remove_run(panel.scene, panel.volume_node, TOY_ID) > 0  # the whole run's nodes
+    assert view.enabled["exportStlButton"] is False
+
+
+def test_an_unwritable_export_folder_is_refused_by_name_before_anything_is_written(panel):
+    view = panel.view
+    run_toy_with_surfaces(panel)
+    blocker = panel.tmp_path / "a file"
+    blocker.write_text("not a folder")
+    cases = {
+        blocker: f"The output folder {blocker} is a file",
+        blocker / "stl": f"The output folder {blocker / 'stl'} cannot be created: {blocker} is a file",
+    }
+    if os.name != "nt" and os.geteuid() != 0:  # root writes into read-only folders
+        read_only = panel.tmp_path / "read-only"
+        read_only.mkdir(mode=0o555)
+        cases[read_only / "stl"] = f"The output folder {read_only / 'stl'} cannot be created: {read_only} is not"
+        cases[read_only] = f"The output folder {read_only} is not writable"
+    for folder, message in cases.items():
+        before = sorted(panel.tmp_path.rglob("*"))
+        user_acts(panel, "outputFolderButton", str(folder))
+        user_acts(panel, "exportStlButton", False)
+        error, _ = view.errors.pop()
+        assert message in error, error
+        assert error.startswith("Could not export the STL files.") and not view.questions
+        assert sorted(panel.tmp_path.rglob("*")) == before, f"{folder}: something was written"
+        assert view.texts["statusLabel"] == "Export failed." and view.busy == 0
+        assert view.enabled["exportStlButton"] is True, "the user can choose another folder and retry"
+    assert not view.errors
+    user_acts(panel, "outputFolderButton", str(panel.tmp_path / "new" / "stl"))  # made as needed
+    user_acts(panel, "exportStlButton", False)
+    assert not view.errors and (panel.tmp_path / "new" / "stl" / "combined.stl").is_file()
+
+
+def test_each_blocking_step_shows_a_wait_cursor_and_a_status_taken_back_also_on_error(panel, monkeypatch):
+    """Writing the input volume, importing the results and exporting STL block the GUI thread."""
+    view, logic = panel.view, panel.controller.logic
+    seen = {}
+
+    def spy(name):
+        real = getattr(logic, name)
+
+        def call(*args, **kwargs):
+            seen[name] = (view.busy, view.texts.get("statusLabel"), view.enabled["detectButton"])
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(logic, name, call)
+
+    for name in ("start_detection", "import_results", "export_stl"):
+        spy(name)
+    run_toy_with_surfaces(panel)
+    user_acts(panel, "outputFolderButton", str(panel.tmp_path / "stl"))
+    user_acts(panel, "exportStlButton", False)
+    assert seen == {
+        "start_detection": (1, "Writing the input volume…", False),
+        "import_results": (1, "Importing the results…", False),
+        "export_stl": (1, f"Exporting STL files to {panel.tmp_path / 'stl'}…", False),
+    }
+    assert view.busy == 0 and view.texts["statusLabel"].startswith("Wrote ")
+    assert view.busy_log == ["Writing the input volume…", "Importing the results…", seen["export_stl"][1]]
+
+    def fails(*args, **kwargs):
+        view.busy_log.append(f"failing with {view.busy} wait cursor(s)")
+        raise RuntimeError("disk on fire")
+
+    starts = logic.start_detection
+    for name in ("import_results", "export_stl", "start_detection"):
+        monkeypatch.setattr(logic, name, fails)
+    user_acts(panel, "exportStlButton", False)
+    assert view.busy == 0 and view.texts["statusLabel"] == "Export failed."
+    user_acts(panel, "detectButton", False)
+    assert view.busy == 0 and view.texts["statusLabel"] == "Not started." and panel.controller.run is None
+    monkeypatch.setattr(logic, "start_detection", starts)
+    user_acts(panel, "detectButton", False)
+    poll_until_idle(panel)
+    assert view.busy == 0 and view.texts["statusLabel"] == "Import failed."
+    assert [message.split("\n")[0] for message, _ in view.errors] == [
+        "Could not export the STL files.",
+        "Could not start the detection.",
+        "Could not import the results.",
+    ]
+    assert all("disk on fire" in message for message, _ in view.errors)
+    assert view.busy_log[3:] == [
+        "Exporting STL files to " + str(panel.tmp_path / "stl") + "…",
+        "failing with 1 wait cursor(s)",
+        "Writing the input volume…",
+        "failing with 1 wait cursor(s)",
+        "Writing the input volume…",
+        "Importing the results…",
+        "failing with 1 wait cursor(s)",
+    ]
+    assert view.enabled["detectButton"] and view.enabled["methodSelector"], "the panel is usable again"

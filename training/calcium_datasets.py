@@ -16,24 +16,35 @@ In the released files ImageIndex grows with z (3.xml: 36, 42, 43 at z −227.75,
 3 mm slices), i.e. it is the slice's rank by position, `read_volume`'s k, not the InstanceNumber order.
 Since that rests on a few files, a ROI's slice is taken from where its ``Point_mm`` lies (no sort order
 involved), ImageIndex only for a ROI without ``Point_mm``; a disagreement is logged.
+
+COCA non-gated part (`iter_nongated`): scans with reference scores but no lesion outlines, giving `ScoredCase`s::
+
+    deidentified_nongated/<n>/**/*.dcm    one DICOM series per patient folder n = 1, 2, ... (any depth)
+    deidentified_nongated/scores.xlsx     one sheet: "filename" | LCA | LAD | LCX | RCA | total, a row "<n>A" each
+
+LCA is the left main (our LM); the values are Agatston scores, the total as the sheet gives it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import plistlib
 import re
+import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from xml.etree import ElementTree
 from xml.parsers.expat import ExpatError
 
 import numpy as np
 from skimage.draw import polygon
 
-from LesionDetectLib.detectors.calcium.labels import STRUCTURES
+from LesionDetectLib.detectors.calcium.labels import ARTERIES, STRUCTURES
 from LesionDetectLib.detectors.calcium.options import AGATSTON_THRESHOLD_HU
 from LesionDetectLib.errors import LesionDetectError
+from LesionDetectLib.io.read_input import read_input
 from LesionDetectLib.io.volume import LPS_TO_RAS, Volume
 from LesionDetectLib.io.volume_io import IMAGE_SUFFIXES, read_volume
 
@@ -60,6 +71,12 @@ IDENTITY_CODE_MAP = {code: code for code in STRUCTURES if code}
 LABEL_SUFFIXES = ("_label", "-label", "_labels")
 SLICE_TOLERANCE = 0.25  # a ROI's Point_mm must lie within this fraction of a slice step of a slice centre
 SPACING_RTOL, DIRECTION_ATOL, ORIGIN_VOXEL_FRACTION = 1e-4, 1e-4, 0.01
+NONGATED_FOLDER, NONGATED_SCORES = "deidentified_nongated", "scores.xlsx"
+# Score sheet headers (lower case, stripped) → our names; COCA's "LCA" is the left main.
+NONGATED_COLUMNS = {"lca": "LM", "lm": "LM", "left main": "LM", "lad": "LAD", "lcx": "LCX", "rca": "RCA"}
+NONGATED_TOTAL, NONGATED_ID_HEADER = "total", "filename"
+NONGATED_ROW_SUFFIX = "A"  # patient folder 3 ↔ sheet row "3A"
+TOTAL_MISMATCH_POINTS, TOTAL_MISMATCH_FRACTION = 1.0, 0.01  # sheet total vs its artery sum: beyond both, a warning
 
 
 @dataclass
@@ -71,6 +88,27 @@ class CalciumCase:
     labels: np.ndarray
     source: str
     unknown_roi_names: tuple[str, ...] = ()  # COCA ROI names labelled 5 (coronary, artery not given)
+
+
+@dataclass(frozen=True)
+class ReferenceScores:
+    """Reference Agatston scores of one scan: per artery (`ARTERIES`: LM, LAD, LCX, RCA) and the total."""
+
+    total: float
+    per_artery: dict[str, float]
+    row: str = ""  # where they come from, e.g. the score sheet's row name "3A"
+
+
+@dataclass
+class ScoredCase:
+    """One scan with reference scores but no lesion labels (COCA non-gated)."""
+
+    case_id: str
+    patient_id: str
+    volume: Volume
+    reference: ReferenceScores
+    source: str = "coca-nongated"
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -236,6 +274,231 @@ def _points(texts, dimensions: int) -> np.ndarray:
     if any(len(row) != dimensions for row in rows):
         raise ValueError(f"points {texts[:2]!r}: expected {dimensions} numbers each")
     return np.array(rows, dtype=float).reshape(-1, dimensions)
+
+
+# --- Stanford COCA non-gated ---------------------------------------------------------------------------
+
+
+def iter_nongated(root, patient_ids: list[str] | None = None) -> Iterator[ScoredCase]:
+    """The COCA non-gated cases under `root` (``deidentified_nongated`` or its parent), in natural order.
+
+    `patient_ids` chooses some patient folders (default: all). The score sheet is read once, before any scan.
+    """
+    folder = nongated_folder(root)
+    scores = read_nongated_scores(folder / NONGATED_SCORES)
+    for patient_id in patient_ids or nongated_patient_ids(folder):
+        yield read_nongated_case(folder, patient_id, scores)
+
+
+def nongated_folder(root) -> Path:
+    """The folder holding the patient folders and ``scores.xlsx``: `root` or its ``deidentified_nongated``."""
+    root = Path(root)
+    folder = root / NONGATED_FOLDER if (root / NONGATED_FOLDER).is_dir() else root
+    if not folder.is_dir():
+        raise LesionDetectError(f"The non-gated dataset folder '{root}' does not exist; check the path.")
+    if not (folder / NONGATED_SCORES).is_file():
+        raise LesionDetectError(
+            f"'{root}' is not a COCA non-gated folder: it has no '{NONGATED_SCORES}' "
+            f"(nor '{NONGATED_FOLDER}/{NONGATED_SCORES}') beside the numbered patient folders."
+        )
+    return folder
+
+
+def nongated_patient_ids(folder: Path) -> list[str]:
+    """The numbered patient folders (1, 2, ...) of a non-gated folder, in natural order; others are left out."""
+    ids = sorted((path.name for path in Path(folder).iterdir() if path.is_dir() and path.name.isdigit()), key=int)
+    if not ids:
+        raise LesionDetectError(f"'{folder}' holds no numbered patient folders (1, 2, ...) beside '{NONGATED_SCORES}'.")
+    return ids
+
+
+def read_nongated_case(root, patient_id: str, scores: dict[str, dict] | None = None) -> ScoredCase:
+    """One non-gated patient: the scan of folder `patient_id` (through `read_input`) and row "<id>A" of the sheet."""
+    folder = nongated_folder(root)
+    scores = read_nongated_scores(folder / NONGATED_SCORES) if scores is None else scores
+    reference = nongated_reference(scores, patient_id, folder / NONGATED_SCORES)
+    patient_dir = folder / str(patient_id)
+    if not patient_dir.is_dir():
+        raise LesionDetectError(f"The non-gated patient folder '{patient_dir}' does not exist.")
+    volume = read_input(patient_dir)
+    if not isinstance(volume, Volume):
+        raise LesionDetectError(f"'{patient_dir}' holds 2D frames, not a CT series; the calcium scans are volumes.")
+    notes = list(getattr(volume, "notes", []))
+    return ScoredCase(f"nongated-{patient_id}", str(patient_id), volume, reference, notes=notes)
+
+
+def nongated_reference(scores: dict[str, dict], patient_id: str, sheet: Path) -> ReferenceScores:
+    """Row "<patient_id>A" of a parsed score sheet as `ReferenceScores`; refused when missing or incomplete."""
+    row = f"{patient_id}{NONGATED_ROW_SUFFIX}"
+    if row not in scores:
+        raise LesionDetectError(
+            f"'{sheet}' has no row '{row}' for patient folder {patient_id} "
+            f"(it has {len(scores)} rows: {', '.join(list(scores)[:6])}{', ...' if len(scores) > 6 else ''})."
+        )
+    values = scores[row]
+    if values is None:
+        raise LesionDetectError(f"'{sheet}' has more than one row '{row}'; keep one.")
+    missing = [name for name in (*ARTERIES, NONGATED_TOTAL) if values.get(name) is None]
+    if missing:
+        raise LesionDetectError(f"'{sheet}' row '{row}' has no number for {', '.join(missing)}.")
+    per_artery = {artery: float(values[artery]) for artery in ARTERIES}
+    total = float(values[NONGATED_TOTAL])
+    if any(value < 0 for value in (*per_artery.values(), total)):
+        raise LesionDetectError(f"'{sheet}' row '{row}' has a negative Agatston score: {values}.")
+    summed = sum(per_artery.values())
+    if abs(summed - total) > max(TOTAL_MISMATCH_POINTS, TOTAL_MISMATCH_FRACTION * total):
+        logger.warning("%s row %s: the arteries sum to %.2f, the total says %.2f.", sheet, row, summed, total)
+    return ReferenceScores(total, per_artery, row)
+
+
+def read_nongated_scores(path) -> dict[str, dict[str, float | None] | None]:
+    """The COCA score sheet: row name ("1A") → {"LM", "LAD", "LCX", "RCA", "total": float or None}.
+
+    Columns are found by their header (LCA/LM, LAD, LCX, RCA, total; the row names under "filename" or
+    else in the first column), so their order does not matter. A row name given twice maps to None.
+    """
+    path = Path(path)
+    rows = read_xlsx_rows(path)
+    header_index = next(
+        (n for n, row in enumerate(rows) if any(_header(value) == NONGATED_TOTAL for value in row.values())), None
+    )
+    if header_index is None:
+        raise LesionDetectError(f"'{path}' has no header row with a '{NONGATED_TOTAL}' column.")
+    header = {column: _header(value) for column, value in rows[header_index].items()}
+    columns: dict[str, int] = {}
+    for column, name in sorted(header.items()):
+        wanted = NONGATED_COLUMNS.get(name, name)
+        if wanted in (*ARTERIES, NONGATED_TOTAL) and wanted in columns:
+            raise LesionDetectError(f"'{path}' has two columns for {wanted}; keep one.")
+        columns.setdefault(wanted, column)
+    missing = [name for name in (*ARTERIES, NONGATED_TOTAL) if name not in columns]
+    if missing:
+        headers = ", ".join(name for name in header.values() if name)
+        raise LesionDetectError(
+            f"'{path}' has no column for {', '.join(missing)} (its headers: {headers}); "
+            "expected LCA (left main), LAD, LCX, RCA and total."
+        )
+    id_column = columns.get(NONGATED_ID_HEADER, min(header))
+    scores: dict[str, dict | None] = {}
+    for row in rows[header_index + 1 :]:
+        name = _cell_text(row.get(id_column))
+        if not name:
+            continue
+        values = {wanted: _cell_number(row.get(columns[wanted]), path, name) for wanted in (*ARTERIES, NONGATED_TOTAL)}
+        scores[name] = None if name in scores else values
+    return scores
+
+
+def read_xlsx_rows(path) -> list[dict[int, str | float]]:
+    """The first worksheet of an .xlsx file as rows of {column index (A = 0): text or number}, standard library only.
+
+    Shared, inline and formula strings are read; a formula cell gives its cached value; empty rows are kept.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as book:
+            strings = _shared_strings(book)
+            sheet = ElementTree.fromstring(book.read(_first_sheet_part(book)))
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, OSError) as error:
+        raise LesionDetectError(f"'{path}' is not a readable .xlsx workbook ({error}).") from error
+    rows: list[dict[int, str | float]] = []
+    for row in sheet.iter(f"{_XLSX}row"):
+        number = int(row.get("r", len(rows) + 1))
+        rows.extend({} for _ in range(number - 1 - len(rows)))
+        cells: dict[int, str | float] = {}
+        for position, cell in enumerate(row.iter(f"{_XLSX}c")):
+            reference = cell.get("r")
+            column = _column_index(reference) if reference else max(cells, default=position - 1) + 1
+            value = _xlsx_value(cell, strings)
+            if value is not None:
+                cells[column] = value
+        rows.append(cells)
+    return rows
+
+
+_XLSX = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_RELATIONSHIPS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_OFFICE_RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+def _first_sheet_part(book: zipfile.ZipFile) -> str:
+    """The zip member of the workbook's first sheet (through the workbook's relationships)."""
+    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    first = next(workbook.iter(f"{_XLSX}sheet"), None)
+    if first is None:
+        raise KeyError("the workbook lists no sheet")
+    relationships = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
+    target = next(
+        (
+            rel.get("Target")
+            for rel in relationships.iter(f"{_RELATIONSHIPS}Relationship")
+            if rel.get("Id") == first.get(_OFFICE_RELATIONSHIP_ID)
+        ),
+        None,
+    )
+    if target is None:
+        raise KeyError(f"no relationship for sheet '{first.get('name')}'")
+    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+
+
+def _shared_strings(book: zipfile.ZipFile) -> list[str]:
+    if "xl/sharedStrings.xml" not in book.namelist():
+        return []
+    table = ElementTree.fromstring(book.read("xl/sharedStrings.xml"))
+    return ["".join(text.text or "" for text in item.iter(f"{_XLSX}t")) for item in table.iter(f"{_XLSX}si")]
+
+
+def _xlsx_value(cell, strings: list[str]) -> str | float | None:
+    kind = cell.get("t", "n")
+    if kind == "inlineStr":
+        inline = cell.find(f"{_XLSX}is")
+        return None if inline is None else "".join(text.text or "" for text in inline.iter(f"{_XLSX}t"))
+    value = cell.find(f"{_XLSX}v")
+    if value is None or value.text is None:
+        return None
+    if kind == "s":
+        return strings[int(value.text)]
+    if kind in ("str", "e"):
+        return value.text
+    if kind == "b":
+        return float(value.text == "1")
+    return float(value.text)
+
+
+def _column_index(reference: str) -> int:
+    """ "B3" → 1 (A = 0)."""
+    letters = re.match(r"[A-Z]+", reference.upper())
+    if letters is None:
+        raise KeyError(f"cell reference '{reference}'")
+    index = 0
+    for letter in letters.group():
+        index = index * 26 + ord(letter) - ord("A") + 1
+    return index - 1
+
+
+def _header(value) -> str:
+    return _cell_text(value).lower()
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).strip()
+
+
+def _cell_number(value, path: Path, row: str) -> float | None:
+    """A score cell as a number; None when empty; refused when it holds text that is no number."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise LesionDetectError(f"'{path}' row '{row}' holds '{value}' where an Agatston score belongs.") from None
+    if not math.isfinite(number):
+        raise LesionDetectError(f"'{path}' row '{row}' holds '{value}' where an Agatston score belongs.")
+    return number
 
 
 # --- Image + label map ---------------------------------------------------------------------------------

@@ -2,6 +2,10 @@
 
     python training/evaluate_calcium.py --first-seed 9000 --count 30 --out runs/eval   # synthetic, unseen seeds
     python training/evaluate_calcium.py --layout labelmap --root DATA/test --out runs/eval
+    python training/evaluate_calcium.py --nongated DATA/deidentified_nongated --method classical --out runs/real
+
+With ``--nongated`` it scores real scans that have reference Agatston scores but no lesion labels (COCA
+non-gated): per-patient total, category and per-artery agreement, Spearman; see `evaluate_calcium_real`.
 
 - DET (the paper's curve): coronary detection rate against false positives per image, where an image
   is an axial slice inside the heart region's slice range; a box detects a 2D coronary object when it
@@ -24,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
 
+import evaluate_calcium_real  # noqa: E402
 from calcium_datasets import iter_dataset  # noqa: E402
 from calcium_training_data import slice_objects  # noqa: E402
 from synthetic_cardiac_ct import make_case  # noqa: E402
@@ -299,7 +304,13 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, default=30)
     parser.add_argument("--matrix", type=int, default=512)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--nongated", type=Path, help="COCA deidentified_nongated folder: evaluate on it by reference scores"
+    )
+    evaluate_calcium_real.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.nongated is not None:
+        return evaluate_calcium_real.run_from_arguments(args, parser)
     model = load_calcium_model(args.model)
     if args.layout == "synthetic":
         cases = (

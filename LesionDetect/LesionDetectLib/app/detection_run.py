@@ -1,10 +1,14 @@
 """What the panel's Detect and Export STL buttons do, without Qt: start the worker on a scene volume,
-import its result folder into the scene, export the run's surfaces, and word its summary.
+import its result folder into the scene, export the run's surfaces (into a folder checked first, by
+default one beside the scene file or in the user's documents), and word its summary.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +20,8 @@ from LesionDetectLib.detection.options import REGION, check_bounds, option_specs
 from LesionDetectLib.errors import LesionDetectError
 
 LOG_TAIL_LINES = 20
+ABANDON_GRACE_S = 2.0  # an abandoned run (scene closed, module unloaded): SIGTERM, then SIGKILL after this
+EXPORT_FOLDER_NAME = "LesionDetect"
 
 
 @dataclass
@@ -44,6 +50,13 @@ class DetectionRun:
     def discard(self) -> None:
         """Remove the temporary input and result files (after importing, or instead of it)."""
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def abandon(self, grace_seconds: float = ABANDON_GRACE_S) -> threading.Thread:
+        """Stop the worker without waiting for it: SIGTERM its process tree now, SIGKILL what is left after
+        `grace_seconds`, and remove the run's folder once the process has exited, all off the caller's
+        thread. Returns the thread that removes the folder (already started)."""
+        self.worker.cancel(grace_seconds)
+        return self.worker.when_exited(self.discard)
 
 
 def start_detection(
@@ -174,14 +187,94 @@ def import_results(scene, output_dir, input_node) -> Findings:
 def export_stl(
     scene, volume_node, detector: str, folder, coordinate_system: str = "LPS", overwrite: bool = False
 ) -> list[Path]:
-    """Write the surfaces of the volume's current run (combined and per lesion) as STL; return the paths."""
-    from LesionDetectLib.results.stl import write_stl_files
+    """Write the surfaces of the volume's current run (combined and per lesion) as STL; return the paths.
+
+    Refuses, before writing anything, when there is nothing to export or `folder` cannot be written."""
+    from LesionDetectLib.results.stl import LESION_FOLDER, write_stl_files
     from LesionDetectLib.scene.volume_presenter import surfaces_from_run
 
     named_surfaces = surfaces_from_run(scene, volume_node, detector)
     if not named_surfaces:
         raise LesionDetectError("There are no lesion surfaces to export: run Detect on this volume first.")
+    check_output_folder(folder, LESION_FOLDER)
     return write_stl_files(named_surfaces, folder, coordinate_system=coordinate_system, overwrite=overwrite)
+
+
+def has_surfaces(scene, volume_node, detector: str) -> bool:
+    """Whether the volume's current run of `detector` has a lesion surface to export (cheap: no mesh copy)."""
+    from LesionDetectLib.scene.run_nodes import tagged_nodes
+
+    if volume_node is None or not volume_node.GetID() or not scene.IsNodePresent(volume_node):
+        return False
+    for node in tagged_nodes(scene, volume_node.GetID(), detector):
+        if node.IsA("vtkMRMLModelNode") and node.GetPolyData() is not None:
+            if node.GetPolyData().GetNumberOfPoints() > 0:
+                return True
+    return False
+
+
+def check_output_folder(folder, *subfolders: str) -> None:
+    """Refuse, naming it, a folder that cannot be created or written to, before anything is written.
+
+    The folder may not exist yet: then the nearest existing folder above it must let us create it.
+    `subfolders` (relative) are checked too where they already exist."""
+    if folder is None or str(folder) == "":
+        raise LesionDetectError("Choose an output folder first.")
+    folder = Path(folder).expanduser()
+    if not folder.is_absolute():
+        raise LesionDetectError(f"The output folder {folder} is not a full path; choose a folder.")
+    existing = folder  # os.path, unlike Path, says False instead of raising where a folder cannot be searched
+    while not os.path.exists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if not os.path.isdir(existing):
+        if existing == folder:
+            raise LesionDetectError(f"The output folder {folder} is a file, not a folder; choose another folder.")
+        raise LesionDetectError(
+            f"The output folder {folder} cannot be created: {existing} is a file; choose another folder."
+        )
+    if not _writable(existing):
+        if existing == folder:
+            raise LesionDetectError(f"The output folder {folder} is not writable; choose another folder.")
+        raise LesionDetectError(
+            f"The output folder {folder} cannot be created: {existing} is not writable; choose another folder."
+        )
+    for name in subfolders:
+        inside = folder / name
+        if os.path.exists(inside) and not (os.path.isdir(inside) and _writable(inside)):
+            raise LesionDetectError(
+                f"The output folder {folder} holds {name}, which is not a writable folder; choose another folder."
+            )
+
+
+def _writable(folder: Path) -> bool:
+    """Whether files can be made in `folder`: its permissions, then a probe file (Windows ACLs, read-only mounts)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        return False
+    return True
+
+
+def default_output_folder(scene) -> Path:
+    """Where STL files go unless the user chooses: beside the scene file when the scene has one
+    (`<scene folder>/<scene name>-LesionDetect`), else `~/Documents/LesionDetect` (`~/LesionDetect`
+    when there is no Documents folder)."""
+    url = scene.GetURL() if scene is not None else ""
+    if url:
+        scene_file = Path(url)
+        if not scene_file.is_absolute() and scene.GetRootDirectory():
+            scene_file = Path(scene.GetRootDirectory()) / scene_file
+        if scene_file.is_absolute():
+            return scene_file.parent / f"{scene_file.stem}-{EXPORT_FOLDER_NAME}"
+    try:
+        home = Path.home()
+    except RuntimeError:  # no home folder known
+        return Path(tempfile.gettempdir()) / EXPORT_FOLDER_NAME
+    documents = home / "Documents"
+    return (documents if documents.is_dir() else home) / EXPORT_FOLDER_NAME
 
 
 def summary_text(findings: Findings) -> str:
@@ -223,6 +316,12 @@ class DetectionLogic:
 
     def export_stl(self, volume_node, detector_id: str, folder, coordinate_system: str = "LPS", overwrite=False):
         return export_stl(self.scene, volume_node, detector_id, folder, coordinate_system, overwrite)
+
+    def has_surfaces(self, volume_node, detector_id: str) -> bool:
+        return has_surfaces(self.scene, volume_node, detector_id)
+
+    def default_output_folder(self) -> Path:
+        return default_output_folder(self.scene)
 
     @staticmethod
     def summary_text(findings: Findings) -> str:

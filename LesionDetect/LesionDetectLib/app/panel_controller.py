@@ -3,7 +3,11 @@
 `PanelController` owns everything the panel does: it lists the registry's detectors and their
 methods, builds the options box from `option_specs`, stores what the user picks in the parameter
 node, runs Detect → (Cancel) → import as a small state machine over a worker process, installs
-missing packages before a method's first run, and exports STL. It reaches the UI only through a
+missing packages before a method's first run, and exports STL (into a folder chosen once per scene:
+beside the scene file, else the user's documents; enabled only once the input has a run with
+surfaces). Each step that blocks the GUI thread (writing the input volume, importing results,
+exporting STL) shows a wait cursor and a status message; closing the scene abandons a run without
+waiting for its worker. It reaches the UI only through a
 `PanelView` (LesionDetectWidget in LesionDetect.py with Qt calls; a recording view in the tests) and
 the scene only through its `DetectionLogic` and package installer, so tests drive it for real.
 
@@ -13,6 +17,7 @@ the Qt widget loops over it, and tests check every signal against the widget cla
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import math
@@ -36,6 +41,7 @@ logger = logging.getLogger(__name__)
 POLL_TIMER = "pollTimer"  # not in the .ui: the Qt widget makes a QTimer under this name
 POLL_TIMER_CLASS = "QTimer"
 POLL_INTERVAL_MS = 200
+CLEANUP_WAIT_S = 3.0  # module unload (Slicer exiting): how long to wait for an abandoned worker to be gone
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,8 @@ class PanelView(Protocol):
     def confirm(self, message: str, title: str) -> bool: ...
 
     def process_events(self) -> None: ...
+
+    def set_busy(self, busy: bool) -> None: ...  # True: wait cursor (nestable); False: undo one True
 
 
 @dataclass(frozen=True)
@@ -254,7 +262,9 @@ class PanelController(VTKObservationMixin):
         self._options_shown_for: str | None = None
         self._fields: list[OptionField] = []
         self._updating = False
+        self._blocking = False  # a step that blocks the GUI thread is under way (see `_busy`)
         self._dependencies_ready: set[tuple[str, str]] = set()
+        self.abandoned: list = []  # threads removing the folders of runs stopped by a scene close
 
     # ------------------------------------------------------------ life cycle (the widget's setup/enter/exit/cleanup)
 
@@ -263,6 +273,7 @@ class PanelController(VTKObservationMixin):
         self.addObserver(self.scene, self.scene.StartCloseEvent, self.on_scene_start_close)
         self.addObserver(self.scene, self.scene.EndCloseEvent, self.on_scene_end_close)
         self.addObserver(self.scene, self.scene.EndImportEvent, self.on_scene_end_import)
+        self.addObserver(self.scene, self.scene.NodeRemovedEvent, self.on_node_removed)
         self.view.set_items("deviceSelector", [(name, DEVICE_TOOLTIPS.get(name, "")) for name in DEVICE_CHOICES], 0)
         self.view.set_items(
             "stlCoordinateSelector", [(name, STL_TOOLTIPS.get(name, "")) for name in COORDINATE_SYSTEMS], 0
@@ -278,12 +289,14 @@ class PanelController(VTKObservationMixin):
         self.set_parameter_node(None)
 
     def cleanup(self) -> None:
-        """Stop a run and every observation (the module is being unloaded)."""
-        self._cancel_run()
+        """Stop a run and every observation (the module is being unloaded, often as Slicer exits: a worker
+        is waited for a few seconds, so that it does not outlive Slicer)."""
+        self._cancel_run(wait_s=CLEANUP_WAIT_S)
         self.set_parameter_node(None)
         self.removeObservers()
 
     def on_scene_start_close(self, caller=None, event=None) -> None:
+        """Abandon a run without waiting for its worker (see `_cancel_run`): closing returns at once."""
         self._cancel_run()
         self.set_parameter_node(None)
 
@@ -292,16 +305,32 @@ class PanelController(VTKObservationMixin):
             self.initialize_parameter_node()
 
     def on_scene_end_import(self, caller=None, event=None) -> None:
-        """An imported scene's node references resolve at its end, without modifying the parameter node."""
+        """An imported scene's node references resolve at its end; a loaded scene without an export
+        folder of its own gets the default one (beside its file, now that the scene has one)."""
+        if self.parameters is not None and not self.parameters.output_folder:
+            self.parameters.output_folder = str(self.logic.default_output_folder())  # updates the view
         self.update_view()
 
+    @vtk.calldata_type(vtk.VTK_OBJECT)
+    def on_node_removed(self, caller, event, node) -> None:
+        """A run's model node removed by the user (not by closing or importing a scene): Export STL may
+        have nothing left to export."""
+        if node is not None and not self.scene.IsBatchProcessing() and node.IsA("vtkMRMLModelNode"):
+            from LesionDetectLib.scene.run_nodes import is_run_node  # not at load: the scene package is heavy
+
+            if is_run_node(node):
+                self._update_buttons()
+
     def initialize_parameter_node(self) -> None:
-        """Use the scene's parameter node, choosing the first volume when none is chosen yet."""
+        """Use the scene's parameter node, choosing the first volume when none is chosen yet, and the
+        default export folder when the scene has none (chosen once: kept, and saved with the scene)."""
         parameters = PanelParameters(module_parameter_node(self.scene))
         if parameters.input_volume is None:
             first_volume = self.scene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
             if first_volume is not None and not first_volume.IsA("vtkMRMLLabelMapVolumeNode"):
                 parameters.input_volume = first_volume
+        if not parameters.output_folder:
+            parameters.output_folder = str(self.logic.default_output_folder())
         self.set_parameter_node(parameters.node)
 
     def set_parameter_node(self, node) -> None:
@@ -377,13 +406,38 @@ class PanelController(VTKObservationMixin):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        idle = self.state is RunState.IDLE
-        has_input = self.parameters is not None and self.parameters.input_volume is not None
+        idle = self.state is RunState.IDLE and not self._blocking
+        volume_node = self.parameters.input_volume if self.parameters is not None else None
+        has_input = volume_node is not None
+        running = self.state is RunState.RUNNING and not self._blocking
         self.view.set_text("detectButton", DETECT_BUTTON_TEXT[self.state])
-        self.view.set_enabled("detectButton", (idle and has_input) or self.state is RunState.RUNNING)
-        self.view.set_enabled("exportStlButton", idle and has_input)
+        self.view.set_enabled("detectButton", (idle and has_input) or running)
+        self.view.set_enabled("exportStlButton", idle and has_input and self._has_surfaces(volume_node))
         for widget in (*INPUT_WIDGETS, *(field.widget for field in self._fields)):
             self.view.set_enabled(widget, idle)
+
+    def _has_surfaces(self, volume_node) -> bool:
+        """Whether the input's current run of the chosen detector left surfaces to export."""
+        try:
+            return self.logic.has_surfaces(volume_node, self.current_detector().id)
+        except LesionDetectError:  # no detector registered
+            return False
+
+    @contextlib.contextmanager
+    def _busy(self, status: str):
+        """A step that blocks the GUI thread: the status and a wait cursor shown first (and the buttons
+        disabled, so that a click the repaint delivers does nothing), all undone afterwards, error or not."""
+        self._blocking = True
+        self.view.set_text("statusLabel", status)
+        self.view.set_busy(True)
+        try:
+            self._update_buttons()
+            self.view.process_events()  # paint the status and the cursor before the GUI thread blocks
+            yield
+        finally:
+            self._blocking = False
+            self.view.set_busy(False)
+            self._update_buttons()
 
     # ------------------------------------------------------------ widgets → parameter node
 
@@ -428,6 +482,8 @@ class PanelController(VTKObservationMixin):
 
     def on_detect_clicked(self, checked: bool = False) -> None:
         """Detect when idle; Cancel while a run is in progress; nothing while it is being cancelled."""
+        if self._blocking:
+            return
         if self.state is RunState.RUNNING:
             self.cancel()
             return
@@ -441,17 +497,14 @@ class PanelController(VTKObservationMixin):
         method = self.current_method(detector)
         if not self.ensure_dependencies(detector, method):
             return
-        self.view.set_enabled("detectButton", False)  # no second click while the volume is being written
-        self.view.set_text("statusLabel", "Writing the input volume…")
-        self.view.process_events()
         try:
-            run = self.logic.start_detection(
-                volume_node, detector, method.name, self.parameters.device, self.parameters.option_values(detector)
-            )
+            with self._busy("Writing the input volume…"):
+                run = self.logic.start_detection(
+                    volume_node, detector, method.name, self.parameters.device, self.parameters.option_values(detector)
+                )
         except Exception as error:  # noqa: BLE001 - any failure to start is shown, never raised into Qt
             self.view.set_text("statusLabel", "Not started.")
             self._show_error("Could not start the detection.", error)
-            self._update_buttons()
             return
         self.run = run
         self.state = RunState.RUNNING
@@ -507,9 +560,9 @@ class PanelController(VTKObservationMixin):
             self._update_buttons()
 
     def _import_run(self, run) -> None:
-        self.view.set_text("statusLabel", "Importing the results…")
         try:
-            findings = self.logic.import_results(run.done_event["output"], run.volume_node)
+            with self._busy("Importing the results…"):
+                findings = self.logic.import_results(run.done_event["output"], run.volume_node)
         except Exception as error:  # noqa: BLE001
             self.view.set_text("statusLabel", "Import failed.")
             self._show_error("Could not import the results.", error)
@@ -518,16 +571,21 @@ class PanelController(VTKObservationMixin):
         self.view.set_progress(100)
         self.view.set_text("statusLabel", f"Done: {len(findings.lesions)} lesion(s).")
 
-    def _cancel_run(self) -> None:
-        """Stop a running worker without importing anything (scene close, module cleanup)."""
+    def _cancel_run(self, wait_s: float = 0.0) -> None:
+        """Stop a running worker without importing anything (scene close, module cleanup), waiting at most
+        `wait_s` for it: its process tree gets SIGTERM now and SIGKILL after a short grace period, and its
+        temporary folder is removed once it has exited, on a background thread (`self.abandoned`)."""
         if self.run is None:
             return
         self.view.stop_poll_timer()
         run, self.run = self.run, None
-        run.worker.cancel()
-        run.worker.wait(10)
-        run.discard()
         self.state = RunState.IDLE
+        self.abandoned = [thread for thread in self.abandoned if thread.is_alive()]
+        self.abandoned.append(run.abandon())
+        if wait_s > 0:
+            self.abandoned[-1].join(wait_s)
+        self.view.set_progress(0)
+        self.view.set_text("statusLabel", "Cancelled; nothing was imported.")
         self._update_buttons()
 
     # ------------------------------------------------------------ dependencies
@@ -577,8 +635,9 @@ class PanelController(VTKObservationMixin):
     # ------------------------------------------------------------ Export STL
 
     def on_export_stl_clicked(self, checked: bool = False) -> None:
-        """Write the current run's lesion surfaces as STL files into the chosen folder (asking before overwriting)."""
-        if self.parameters is None:
+        """Write the current run's lesion surfaces as STL files into the chosen folder (asking before
+        overwriting; an unwritable folder is refused, named, before anything is written)."""
+        if self.parameters is None or self._blocking or self.state is not RunState.IDLE:
             return
         folder = self.parameters.output_folder
         if not folder:
@@ -586,16 +645,21 @@ class PanelController(VTKObservationMixin):
             return
         coordinate_system = self.parameters.stl_coordinate_system
         export = (self.parameters.input_volume, self.current_detector().id, Path(folder), coordinate_system)
+        status = f"Exporting STL files to {folder}…"
         try:
             try:
-                paths = self.logic.export_stl(*export)
+                with self._busy(status):
+                    paths = self.logic.export_stl(*export)
             except OutputExistsError:
                 if not self.view.confirm(
                     f"STL files already exist in {folder}. Overwrite them?", "Overwrite STL files"
                 ):
+                    self.view.set_text("statusLabel", "Not exported: the existing STL files were kept.")
                     return
-                paths = self.logic.export_stl(*export, overwrite=True)
+                with self._busy(status):
+                    paths = self.logic.export_stl(*export, overwrite=True)
         except Exception as error:  # noqa: BLE001
+            self.view.set_text("statusLabel", "Export failed.")
             self._show_error("Could not export the STL files.", error)
             return
         self.view.set_text("statusLabel", f"Wrote {len(paths)} STL file(s) ({coordinate_system}) to {folder}.")

@@ -3,7 +3,9 @@
 A `vtkMRMLScriptedModuleNode` (the one `ScriptedLoadableModuleLogic.getParameterNode()` returns)
 holds plain parameters and node references:
 
-- `detector`, `device`, `stlCoordinateSystem`, `outputFolder`: strings;
+- `detector`, `device`, `stlCoordinateSystem`, `outputFolder`: strings (`outputFolder`, where STL files
+  go, is filled in once with a default by the panel — beside the scene file, else the user's
+  documents — and then changes only when the user chooses another folder);
 - `method.<detector id>`: the method chosen for that detector (absent: the detector's default);
 - `options.<detector id>`: a JSON object of the option values the user set; an option not in it has
   the default of the detector's `Options` dataclass, so defaults live in one place;

@@ -98,6 +98,8 @@ def _snapshot(findings: Findings, folder: Path, progress: Progress) -> bool:
 
     try:
         render_snapshot(findings, folder / "snapshot.png")
+    except CancelledError:
+        raise
     except LesionDetectError as error:
         progress.event("log", message=f"No snapshot: {error}")
         return False

@@ -17,6 +17,7 @@ from pathlib import Path
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder that holds LesionDetectLib/
 EXIT_EVENT = "exit"  # synthetic last event: the process ended and all its output was read
+OUTPUT_TIMEOUT_S = 10.0  # after the exit, how long `when_exited` waits for output a stray grandchild holds open
 
 
 def worker_command(args: list[str], python: str | None = None) -> tuple[list[str], dict[str, str]]:
@@ -112,12 +113,26 @@ class WorkerProcess:
     def cancel(self, grace_seconds: float = 5.0) -> None:
         """Ask the whole process tree to stop, and kill what is left after `grace_seconds` (does not block)."""
         self.cancelled = True
-        if os.name == "nt":
-            _kill_tree_windows(self._process.pid)
+        if os.name == "nt":  # taskkill takes a moment: not on the caller's (the GUI's) thread
+            threading.Thread(target=_kill_tree_windows, args=(self._process.pid,), daemon=True).start()
             return
         if not _signal_group(self._process.pid, signal.SIGTERM):
             return
         threading.Thread(target=self._kill_group_after, args=(grace_seconds,), daemon=True).start()
+
+    def when_exited(self, callback, output_timeout: float = OUTPUT_TIMEOUT_S) -> threading.Thread:
+        """Call `callback()` on a background thread once the process has exited and its output was read
+        (at most `output_timeout` seconds after the exit); returns that thread, already started."""
+
+        def wait_then_call() -> None:
+            self._process.wait()
+            for reader in self._readers:
+                reader.join(output_timeout)
+            callback()
+
+        thread = threading.Thread(target=wait_then_call, name=f"LesionDetect worker {self.pid} exit", daemon=True)
+        thread.start()
+        return thread
 
     def _kill_group_after(self, grace_seconds: float) -> None:
         """SIGKILL the process group if any member is still alive after the grace period."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from LesionDetectLib.errors import LesionDetectError
+from LesionDetectLib.errors import CancelledError, LesionDetectError
 from LesionDetectLib.io.slice_stack import Plane
 
 NO_UID_KEY_PREFIX = "no-uid-"
@@ -72,6 +72,8 @@ def read_dicom_image(path: Path) -> DicomImage | None:
             _first_int(header.get("EchoNumbers")),
             float(header.EchoTime) if header.get("EchoTime") not in (None, "") else None,
         )
+    except CancelledError:
+        raise
     except Exception as error:  # a damaged file can make pydicom raise almost anything
         if not _looks_like_dicom(path):
             return None

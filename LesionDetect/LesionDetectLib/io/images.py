@@ -14,7 +14,7 @@ import imageio.v3 as iio
 import numpy as np
 import tifffile
 
-from LesionDetectLib.errors import LesionDetectError
+from LesionDetectLib.errors import CancelledError, LesionDetectError
 from LesionDetectLib.io.grey_pixels import grey_frames_of, to_grey
 from LesionDetectLib.io.image_sequence import ImageSequence
 
@@ -57,6 +57,8 @@ def _pixels(path: Path) -> np.ndarray:
         if path.suffix.lower() in (".tif", ".tiff"):
             return _tiff_pixels(path)
         pixels = iio.imread(path, index=...)  # every frame (an animated PNG has several), frames first
+    except CancelledError:
+        raise
     except Exception as error:  # the image libraries raise many types for damaged or odd files
         raise LesionDetectError(
             f"'{path}' could not be read as a {path.suffix.lstrip('.').upper()} image ({error}); "

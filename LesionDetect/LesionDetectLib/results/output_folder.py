@@ -14,11 +14,13 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from LesionDetectLib.errors import LesionDetectError, OutputExistsError
 
 REPORT_NAME = "report.json"
+TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 FOLDER_MODE = 0o755
 
 
@@ -28,8 +30,10 @@ class OutputFolder:
     def __init__(self, path, overwrite: bool = False):
         self.path = Path(path).resolve()
         self.overwrite = overwrite
-        if self.path.exists() and not self.path.is_dir():
-            raise LesionDetectError(f"The output path {self.path} is a file, not a folder: choose a folder.")
+        self.committed = False
+        for path in (self.path, *self.path.parents):
+            if path.exists() and not path.is_dir():
+                raise LesionDetectError(f"{path} is a file, not a folder: choose another output folder.")
         existing = self.existing_results()
         if existing and not overwrite:
             raise OutputExistsError(
@@ -66,45 +70,57 @@ class OutputFolder:
         return [name for name in dict.fromkeys(names) if isinstance(name, str) and (self.path / name).exists()]
 
     def commit(self) -> None:
-        """Move every staged file in, replacing the earlier run's results (only when overwriting) in one step."""
-        blocked = _block_termination()
+        """Move every staged file in, replacing the earlier run's results (only when overwriting) in one step.
+
+        SIGTERM and SIGINT are ignored meanwhile (the move takes milliseconds; stopping half-way would
+        leave a mixed folder, and any thread may receive them, so blocking them in this one would not
+        do). Once the results are in, a cancel is too late: they stay ignored until the caller restores
+        its own handlers. If moving in fails, the caller's handlers come back at once.
+        """
+        previous = _hold_off_termination()
         try:
-            if not self.path.exists():
-                os.replace(self.staging, self.path)
-                return
-            new_names = [str(path.relative_to(self.staging)) for path in _files_below(self.staging)]
-            old_names = self.existing_results()
-            taken = [name for name in new_names if (self.path / name).exists() and name not in old_names]
-            if taken:
-                raise OutputExistsError(
-                    f"{self.path} holds files this run would replace but did not write ({', '.join(taken[:4])}); "
-                    "move them or choose another folder."
-                )
-            backup = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.previous-", dir=self.path.parent))
-            moved_old, moved_new = [], []
-            try:
-                for name in old_names:
-                    _move(self.path / name, backup / name)
-                    moved_old.append(name)
-                for name in new_names:
-                    _move(self.staging / name, self.path / name)
-                    moved_new.append(name)
-            except OSError as error:
-                for name in reversed(moved_new):
-                    _move(self.path / name, self.staging / name)
-                for name in reversed(moved_old):
-                    _move(backup / name, self.path / name)
-                shutil.rmtree(backup, ignore_errors=True)
-                raise LesionDetectError(
-                    f"Could not replace the results in {self.path} ({error.strerror}: {error.filename}); "
-                    "the earlier results were kept."
-                ) from None
-            for name in moved_old:
-                _remove_empty_parents(self.path / name, self.path)
-            shutil.rmtree(backup, ignore_errors=True)
-            shutil.rmtree(self.staging, ignore_errors=True)
+            self._move_in()
         finally:
-            _unblock_termination(blocked)
+            _end_hold_off(previous, too_late=self.committed)
+
+    def _move_in(self) -> None:
+        """The staging folder becomes the output folder, or its files replace the old results in it."""
+        if not self.path.exists():
+            os.replace(self.staging, self.path)
+            self.committed = True
+            return
+        new_names = [str(path.relative_to(self.staging)) for path in _files_below(self.staging)]
+        old_names = self.existing_results()
+        taken = [name for name in new_names if (self.path / name).exists() and name not in old_names]
+        if taken:
+            raise OutputExistsError(
+                f"{self.path} holds files this run would replace but did not write ({', '.join(taken[:4])}); "
+                "move them or choose another folder."
+            )
+        backup = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.previous-", dir=self.path.parent))
+        moved_old, moved_new = [], []
+        try:
+            for name in old_names:
+                _move(self.path / name, backup / name)
+                moved_old.append(name)
+            for name in new_names:
+                _move(self.staging / name, self.path / name)
+                moved_new.append(name)
+        except OSError as error:
+            for name in reversed(moved_new):
+                _move(self.path / name, self.staging / name)
+            for name in reversed(moved_old):
+                _move(backup / name, self.path / name)
+            shutil.rmtree(backup, ignore_errors=True)
+            raise LesionDetectError(
+                f"Could not replace the results in {self.path} ({error.strerror}: {error.filename}); "
+                "the earlier results were kept."
+            ) from None
+        for name in moved_old:
+            _remove_empty_parents(self.path / name, self.path)
+        shutil.rmtree(backup, ignore_errors=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.committed = True
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
@@ -153,12 +169,14 @@ def _missing_parents(folder: Path) -> list[Path]:
     return missing[::-1]
 
 
-def _block_termination():
-    if hasattr(signal, "pthread_sigmask"):
-        return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    return None
+def _hold_off_termination() -> dict | None:
+    """Replace the termination handlers by ones that do nothing (main thread only); return the old ones."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return {number: signal.signal(number, signal.SIG_IGN) for number in TERMINATION_SIGNALS}
 
 
-def _unblock_termination(previous) -> None:
-    if previous is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+def _end_hold_off(previous: dict | None, too_late: bool) -> None:
+    if previous is not None and not too_late:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
