@@ -7,7 +7,6 @@ checks the header-against-file checks of each volume format in this process, cas
 """
 
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from dicom_series import write_ct_series
+from file_tree import tree_state
 
 from LesionDetectLib.app.cli import main
 from LesionDetectLib.detectors.calcium.model import DEFAULT_MANIFEST
@@ -50,18 +50,6 @@ def run_cli(*args, address_space=None):
         timeout=300,
         preexec_fn=limit if address_space else None,
     )
-
-
-def tree_state(root: Path) -> dict:
-    """Every folder and file under `root`, hidden ones included: files by content hash and mode."""
-    state = {}
-    for folder, folders, files in os.walk(root):
-        for name in folders:
-            state[os.path.relpath(os.path.join(folder, name), root)] = "folder"
-        for name in files:
-            path = Path(folder) / name
-            state[str(path.relative_to(root))] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mode)
-    return state
 
 
 def without_paths(message: str, root: Path) -> str:

@@ -6,7 +6,6 @@ Each test sends SIGTERM right after the JSON `progress` event that opens the mom
 run was still in that stage when it stopped: no event of a later stage came before `cancelled`.
 """
 
-import hashlib
 import json
 import os
 import signal
@@ -19,22 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from file_tree import tree_state
 
 REPO = Path(__file__).resolve().parents[1]
 READ_SLICES = 400  # a 512×512×400 gzip NRRD: about 1.5 s to read here
 STAGES_OF_A_MOMENT = {"read": {"read"}, "network": {"network"}, "write": {"write"}}
-
-
-def tree_state(root: Path) -> dict:
-    """Every folder and file under `root`, hidden ones included: files by content hash and mode."""
-    state = {}
-    for folder, folders, files in os.walk(root):
-        for name in folders:
-            state[os.path.relpath(os.path.join(folder, name), root)] = "folder"
-        for name in files:
-            path = Path(folder) / name
-            state[str(path.relative_to(root))] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mode)
-    return state
 
 
 def cancel_at(stage: str, *args, when=None) -> tuple[list[dict], list[dict], int]:
