@@ -366,3 +366,26 @@ def test_a_volume_larger_than_the_available_memory_is_refused_before_reading(tmp
 
 def test_available_memory_is_known_here():
     assert volume_layout.available_memory_bytes() > 0
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """A read-only existing folder (root, who runs these tests, is never refused: the OS call is made to fail)."""
+    from LesionDetectLib.app import cli
+    from LesionDetectLib.results import output_folder
+
+    out = tmp_path / "results" / "out"
+    out.mkdir(parents=True)
+    before = tree_state(tmp_path)
+
+    def read_only(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the input was read before the output folder was checked")
+
+    monkeypatch.setattr(output_folder.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(cli, "_read_input", no_reading)
+    assert main(["calcium", "--sample", "-o", str(out), "--progress", "json"]) == 2
+    message = json.loads(capsys.readouterr().out.splitlines()[-1])["message"]
+    assert str(out) in message and "Permission denied" in message
+    assert tree_state(tmp_path) == before
