@@ -1,7 +1,8 @@
 """Anatomy of the synthetic cardiac CT: the chest, heart, coronary tree, vessels and bones, drawn and rendered.
 
-Every size, position and density is drawn per seed from ranges meant to resemble adult chests on gated
-calcium-scoring scans; the result is a plausible arrangement of simple shapes (`synthetic_shapes`), not real
+Every size, position and density is drawn per seed from ranges meant to cover adult chests on gated
+calcium-scoring and non-gated chest scans (heart size, orientation and coronary dominance vary; costal cartilage
+may be calcified); the result is a plausible arrangement of simple shapes (`synthetic_shapes`), not real
 anatomy. Soft tissue may be rendered on a coarser in-plane grid; bones are rendered at full resolution and owned
 (labelled) through a `Tracker`.
 """
@@ -33,6 +34,12 @@ from synthetic_shapes import (
 )
 
 BONE_CODE = 8
+HEART_SCALE_RANGE = (0.8, 1.3)  # overall heart size factor
+HEART_TILT_DEG = 22.0  # long axis tilted up to this far from its mean direction
+HEART_ROLL_DEG = 25.0  # rotation about the long axis, ±
+DOMINANCE = {"right": 0.7, "co": 0.2, "left": 0.1}  # which artery supplies the posterior descending territory
+COSTAL_CALCIFICATION_PROBABILITY = 0.45
+COSTAL_CALCIUM_HU = (180.0, 700.0)
 LEFT_MAIN_EXTRA_FAT_MM = 3.0
 ATRIAL_FAT_FRACTION = 0.5  # epicardial fat over the atria, relative to the ventricles
 
@@ -117,13 +124,14 @@ class Egg:
 
 def draw_heart(rng, center) -> Egg:
     """Heart size, shape and orientation: the apex points left, anterior and down, tilted at random."""
-    scale = rng.uniform(0.9, 1.15)
+    scale = rng.uniform(*HEART_SCALE_RANGE)
     half_axes = np.array([rng.uniform(50, 62), rng.uniform(38, 48), rng.uniform(34, 44)]) * scale
     long_axis = unit([0.6, -0.6, -0.45])
-    long_axis = rotation_about(random_perpendicular(rng, long_axis), np.deg2rad(rng.uniform(0, 12))) @ long_axis
+    tilt = np.deg2rad(rng.uniform(0, HEART_TILT_DEG))
+    long_axis = rotation_about(random_perpendicular(rng, long_axis), tilt) @ long_axis
     anterior = np.array([0.0, -1.0, 0.0])
     e2 = unit(anterior - (anterior @ long_axis) * long_axis)
-    roll = rotation_about(long_axis, np.deg2rad(rng.uniform(-15, 15)))
+    roll = rotation_about(long_axis, np.deg2rad(rng.uniform(-HEART_ROLL_DEG, HEART_ROLL_DEG)))
     e2 = roll @ e2
     frame = np.column_stack([long_axis, e2, np.cross(long_axis, e2)])
     return Egg(np.asarray(center, dtype=float), frame, half_axes, rng.uniform(0.12, 0.25))
@@ -265,11 +273,19 @@ class CoronaryTree:
     sleeve_mm: float  # epicardial fat around each artery beyond its lumen (the LM's fat pad is wider)
     mitral_ring: tuple[np.ndarray, float, float]  # annulus centre, radius, angle of its posterior part (φ)
     av_level: float  # T of the atrioventricular groove
-    right_dominant: bool
+    dominance: str  # "right", "left" or "co": which artery supplies the posterior descending territory
+
+    @property
+    def ostia(self) -> np.ndarray:
+        """LM and RCA ostia (LPS), where each leaves the aortic root."""
+        by_name = {artery.name: artery for artery in self.arteries}
+        return np.array([by_name["LM"].points[0], by_name["RCA"].points[0]])
 
 
 def draw_coronary_tree(rng, heart: Egg) -> CoronaryTree:
-    """LM, LAD with a diagonal, LCX with a marginal, RCA, PDA; the aortic root placed from the LM length."""
+    """LM, LAD with a diagonal, LCX with a marginal, RCA, PDA (and a posterolateral LCX branch when co-dominant);
+    the aortic root placed from the LM length. Dominance decides how far the LCX and RCA run round the groove
+    and which of them gives the PDA."""
     av = rng.uniform(-0.45, -0.28)
     gap = rng.uniform(0.4, 1.0)
     phi_lm = heart.angle_of([0.6, -0.4, 0.7]) + rng.normal(0, 0.12)
@@ -280,7 +296,7 @@ def draw_coronary_tree(rng, heart: Egg) -> CoronaryTree:
         1 if heart.transverse(phi_lm + 1.0) @ left_posterior > heart.transverse(phi_lm - 1.0) @ left_posterior else -1
     )
     phi_right = phi_lm - sense * np.deg2rad(rng.uniform(70, 110))
-    right_dominant = rng.random() < 0.85
+    dominance = str(rng.choice(list(DOMINANCE), p=list(DOMINANCE.values())))
 
     aorta = _draw_aorta(rng, heart, av, phi_lm)
     lm_radius = rng.uniform(1.7, 2.1)
@@ -309,7 +325,12 @@ def draw_coronary_tree(rng, heart: Egg) -> CoronaryTree:
         gap,
     )
     to_crux = angle_along(phi_lm, phi_crux, sense)
-    lcx_sweep = to_crux if not right_dominant else max(0.6, min(np.deg2rad(rng.uniform(70, 130)), to_crux - 0.3))
+    if dominance == "right":
+        lcx_sweep = max(0.6, min(np.deg2rad(rng.uniform(70, 130)), to_crux - 0.3))
+    elif dominance == "co":
+        lcx_sweep = max(0.6, to_crux - rng.uniform(0.15, 0.35))
+    else:
+        lcx_sweep = to_crux
     lcx = surface_artery(
         heart, "LCX", 3, _ring_knots(av, phi_lm, sense * lcx_sweep, rng), rng.uniform(1.4, 1.8), 1.0, gap
     )
@@ -325,7 +346,7 @@ def draw_coronary_tree(rng, heart: Egg) -> CoronaryTree:
     )
 
     rca_radius = rng.uniform(1.6, 2.0)
-    rca_sweep = angle_along(phi_right, phi_crux, -sense) - (0.0 if right_dominant else rng.uniform(0.5, 1.0))
+    rca_sweep = angle_along(phi_right, phi_crux, -sense) - (rng.uniform(0.5, 1.0) if dominance == "left" else 0.0)
     ring = surface_artery(heart, "RCA", 4, _ring_knots(av, phi_right, -sense * rca_sweep, rng), rca_radius, 1.2, gap)
     proximal_points, proximal_radii = _ostial(
         aorta, ring.points[0], aorta.axis_point[2] + rng.uniform(-3, 3), rca_radius
@@ -336,28 +357,37 @@ def draw_coronary_tree(rng, heart: Egg) -> CoronaryTree:
     pda = surface_artery(
         heart,
         "PDA",
-        4 if right_dominant else 3,
+        3 if dominance == "left" else 4,
         [(av, phi_crux), (rng.uniform(0.4, 0.7), phi_crux + rng.uniform(-0.1, 0.1))],
         1.2,
         0.8,
         gap,
     )
+    arteries = [lm, lad, diagonal, lcx, marginal, rca, pda]
+    if dominance == "co":  # the LCX also reaches the posterior wall: a posterolateral branch beside the PDA
+        phi_end = phi_lm + sense * lcx_sweep
+        arteries.append(
+            surface_artery(
+                heart,
+                "PL",
+                3,
+                [(av, phi_end), (rng.uniform(0.3, 0.55), phi_end - sense * rng.uniform(0.0, 0.15))],
+                1.1,
+                0.75,
+                gap,
+            )
+        )
 
     mitral_phi = phi_lm + sense * rng.uniform(0.8, 1.4)
     mitral_level = av + 0.05
     surface_point, _ = heart.surface(mitral_level, mitral_phi)
     axis_point = heart.center + mitral_level * heart.half_axes[0] * heart.frame[:, 0]
     mitral_radius = rng.uniform(12, 16)
-    mitral_center = surface_point + (mitral_radius + rng.uniform(6, 10)) * (
+    mitral_center = surface_point + (mitral_radius + rng.uniform(3, 8)) * (axis_point - surface_point) / np.linalg.norm(
         axis_point - surface_point
-    ) / np.linalg.norm(axis_point - surface_point)
+    )
     return CoronaryTree(
-        [lm, lad, diagonal, lcx, marginal, rca, pda],
-        aorta,
-        rng.uniform(3.5, 6.0),
-        (mitral_center, mitral_radius, mitral_phi),
-        av,
-        right_dominant,
+        arteries, aorta, rng.uniform(3.5, 6.0), (mitral_center, mitral_radius, mitral_phi), av, dominance
     )
 
 
@@ -433,6 +463,8 @@ class Ribs:
     height_half: float
     cortex_mm: float
     cartilage_from: float  # θ/π where ribs become costal cartilage
+    cartilage_calcified_to: float  # cartilage between cartilage_from and this θ/π is calcified (bone, code 8)
+    calcified_shell_mm: float  # thickness of the calcified rim of that cartilage
 
 
 @dataclass(frozen=True)
@@ -510,7 +542,9 @@ class Layout:
             "epicardial_fat_mm": round(float(self.fat_mm), 2),
             "aortic_root_diameter_mm": round(2 * float(aorta.root_radius), 2),
             "ascending_aorta_diameter_mm": round(2 * float(aorta.radius), 2),
-            "right_dominant": bool(self.coronary.right_dominant),
+            "dominance": self.coronary.dominance,
+            "ostia_lps": [[round(float(v), 2) for v in point] for point in self.coronary.ostia],
+            "costal_calcification": bool(self.ribs.cartilage_calcified_to > self.ribs.cartilage_from),
             "body_half_axes_mm": [round(float(v), 2) for v in self.chest.body_half],
             "densities_hu": {key: round(float(value), 1) for key, value in self.hu.items()},
         }
@@ -535,6 +569,7 @@ def draw_densities(rng) -> dict:
         "disc": rng.uniform(70, 100),
         "csf": rng.uniform(5, 20),
         "cartilage": rng.uniform(70, 115),
+        "cartilage_calcium": rng.uniform(*COSTAL_CALCIUM_HU),
         "rib_cortex": rng.uniform(600, 1100),
         "vertebra_cortex": rng.uniform(450, 900),
         "marrow": rng.uniform(150, 300),
@@ -665,6 +700,8 @@ def _draw_spine(rng, center, body_half) -> Spine:
 
 def _draw_ribs(rng) -> Ribs:
     pitch = rng.uniform(22, 28)
+    cartilage_from = rng.uniform(0.72, 0.82)
+    calcified = rng.random() < COSTAL_CALCIFICATION_PROBABILITY
     return Ribs(
         pitch=pitch,
         drop=rng.uniform(100, 150),
@@ -673,7 +710,9 @@ def _draw_ribs(rng) -> Ribs:
         radial_half=rng.uniform(2.5, 4.0),
         height_half=rng.uniform(4.5, 7.0),
         cortex_mm=rng.uniform(0.8, 1.5),
-        cartilage_from=rng.uniform(0.72, 0.82),
+        cartilage_from=cartilage_from,
+        cartilage_calcified_to=cartilage_from + rng.uniform(0.04, 0.2) if calcified else 0.0,
+        calcified_shell_mm=rng.uniform(0.8, 2.0),
     )
 
 
@@ -1031,20 +1070,26 @@ def _paint_ribs(volume, grid: Grid, layout: Layout, tracker: Tracker, owner: int
     slope = -ribs.drop * ribs.power * fraction_of_turn ** (ribs.power - 1) / (np.pi * local_radius)
     cos_incline = 1.0 / np.sqrt(1.0 + slope**2)
     cartilage = fraction_of_turn > ribs.cartilage_from
+    calcified = cartilage & (fraction_of_turn < ribs.cartilage_calcified_to)
+    plain_cartilage = cartilage & ~calcified
+    grows = (0.0, -ribs.cortex_mm, -ribs.calcified_shell_mm)
     step = max(1, SLAB_VOXELS // len(rows))
     for start in range(0, len(grid.z), step):
         slices = slice(start, min(start + step, len(grid.z)))
         offset = (grid.z[slices][:, None] - centre_z) / ribs.pitch
         across = (offset - np.round(offset)) * ribs.pitch * cos_incline  # distance from the rib's axis, along z
-        outer, inner = (
+        outer, inner, core = (
             _band_fraction(radial, across, slope, cos_incline, ribs.radial_half + grow, ribs.height_half + grow, grid)
-            for grow in (0.0, -ribs.cortex_mm)
+            for grow in grows
         )
         region = (slices, rows, columns)
         bone = volume[region]
-        blend(bone, outer, np.where(cartilage, hu["cartilage"], hu["rib_cortex"]).astype(np.float32))
+        rim = np.where(cartilage, np.where(calcified, hu["cartilage_calcium"], hu["cartilage"]), hu["rib_cortex"])
+        blend(bone, outer, rim.astype(np.float32))
         blend(bone, inner * ~cartilage, hu["marrow"])
-        volume[region] = np.where(cartilage, bone, volume[region])  # costal cartilage is soft tissue, not owned
+        blend(bone, core * calcified, hu["cartilage"])  # calcified cartilage: a dense rim round a soft core
+        # plain costal cartilage is soft tissue, not owned; calcified cartilage is bone
+        volume[region] = np.where(plain_cartilage, bone, volume[region])
         tracker.paint(volume, region, bone, owner)
 
 

@@ -1,12 +1,16 @@
-"""Synthetic non-contrast gated cardiac CT with exact ground truth, for training and evaluating a calcium detector.
+"""Synthetic non-contrast cardiac CT with exact ground truth, for training and evaluating a calcium detector.
 
-Each seed draws a calcium-scoring scan — heart-centred field of view of 160–240 mm, 0.5–3 mm slices over
-100–150 mm from near the carina to below the apex — and a chest to put in it: body wall, lungs with vessels, a
-tilted heart in epicardial fat with the coronary tree on its surface, aortic root and ascending/descending aorta,
-pulmonary arteries, caval veins, airways, diaphragm domes, spine, sternum and ribs. Calcified plaques sit on the
-coronaries; aortic wall and valve calcium, stents and pacemaker leads (with streaks) and bone are the confounders.
-Partial volume and blooming come from supersampling and a Gaussian PSF; noise is correlated in-plane at standard
-or low dose.
+Each seed draws a scan with domain randomisation over what real calcium-scoring and chest CTs vary in — field of
+view 150–500 mm (0.3–1.0 mm pixels at 512²), 0.5–5 mm slices over 100–150 mm from near the carina to below the
+apex, noise SD 10–60 HU, smooth, standard or sharp kernel, non-gated motion blur over the heart in some cases —
+and a chest to put in it: body wall, lungs with vessels, a heart of varying size, orientation and coronary
+dominance in epicardial fat with the coronary tree on its surface, aortic root and ascending/descending aorta,
+pulmonary arteries, caval veins, airways, diaphragm domes, spine, sternum and ribs (costal cartilage sometimes
+calcified). Calcified plaques, from specks to dense proximal plaques, sit on the coronaries; aortic root, aortic
+valve and mitral annular calcium next to the ostia, stents, pacemaker leads, sternal wires and surgical clips
+(with streaks) and bone are the confounders. Partial volume and blooming come from supersampling and a Gaussian
+PSF; noise is correlated in-plane with the kernel's grain. The ranges are the constants below and in
+`synthetic_anatomy` / `synthetic_calcium`, tabled in training/README.md.
 
 What it is: simple shapes arranged like a chest, with exact labels — every voxel ≥ 130 HU that an object raised
 is labelled with that object's structure code and (for compact objects) instance — and a lesion list. What it is
@@ -26,20 +30,34 @@ import SimpleITK as sitk
 from scipy import ndimage
 from synthetic_anatomy import Layout, draw_layout, paint_bones, render_soft_tissue
 from synthetic_calcium import add_streaks, draw_object, draw_objects
-from synthetic_shapes import Grid, Tracker, upsample_in_plane
+from synthetic_shapes import Grid, Tracker, line_blur, sharpen_in_plane, upsample_in_plane
 
 from LesionDetectLib.io.volume import LPS_TO_RAS, Volume
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 CALCIUM_THRESHOLD_HU = 130.0
 MIN_CONTRIBUTION_HU = 30.0  # a voxel belongs to an object that raised it by at least this much
 HU_RANGE = (-1024, 3071)
-SLICE_THICKNESSES_MM = (3.0, 2.5, 2.0, 1.5, 1.0, 0.5)
-SLICE_THICKNESS_PROBABILITIES = (0.5, 0.2, 0.1, 0.08, 0.07, 0.05)
-FOV_RANGE_MM = (160.0, 240.0)
-STANDARD_DOSE_NOISE_HU = (10.0, 20.0)
-LOW_DOSE_NOISE_HU = (25.0, 45.0)
-LOW_DOSE_PROBABILITY = 0.3
+SLICE_THICKNESSES_MM = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0)
+SLICE_THICKNESS_PROBABILITIES = (0.04, 0.1, 0.08, 0.08, 0.15, 0.35, 0.2)
+FOV_RANGE_MM = (150.0, 500.0)  # all fields of view; widened where needed to hold the heart with 5 mm to spare
+GATED_FOV_MM = (150.0, 320.0)  # uniform, for gated (calcium-scoring) scans
+NON_GATED_FOV_MM = (250.0, 500.0)  # uniform, for non-gated (chest) scans
+FOV_HEART_MARGIN_MM = 5.0
+FOV_BODY_CENTRED_FROM_MM = 250.0  # wider fields of view move from heart-centred to body-centred
+NOISE_RANGE_HU = (10.0, 60.0)  # SD of the noise, uniform
+KERNELS = {  # in-plane PSF σ, noise grain σ (mm) and edge enhancement (amount, σ mm) of each kernel
+    "smooth": {"psf_mm": (0.6, 0.9), "grain_mm": (0.6, 1.0), "enhance": (0.0, 0.0), "enhance_mm": (1.0, 1.0)},
+    "standard": {"psf_mm": (0.4, 0.7), "grain_mm": (0.4, 0.7), "enhance": (0.0, 0.0), "enhance_mm": (1.0, 1.0)},
+    "sharp": {"psf_mm": (0.3, 0.5), "grain_mm": (0.25, 0.45), "enhance": (0.4, 1.2), "enhance_mm": (0.6, 1.2)},
+}
+KERNEL_PROBABILITIES = (0.35, 0.4, 0.25)
+PSF_Z_MM = (0.3, 0.6)
+NON_GATED_PROBABILITY = 0.4
+MOTION_PROBABILITY = 0.75  # of non-gated scans: blurred along one in-plane direction over the heart
+MOTION_BLUR_MM = (1.5, 6.0)
+MOTION_FEATHER_MM = 10.0  # the blur fades out over this margin round the heart's box
+SMALL_METAL_STREAKS = 0.4  # wires and clips streak fainter and shorter than stents and leads
 
 
 @dataclass
@@ -51,6 +69,7 @@ class SyntheticLesion:
     center_lps: tuple[float, float, float]
     size_mm: tuple[float, float, float]  # axis-aligned LPS extent of its solid, before blur
     peak_hu: float  # noise-free peak of the object in the image
+    kind: str = ""  # speck, spot, arc, dense; aortic, ostial aortic; valve, mitral; stent, lead, wire, clip
 
 
 @dataclass
@@ -66,17 +85,25 @@ class SyntheticCase:
 
 def draw_scan(rng) -> dict:
     """Scanner settings of one case (before any override)."""
-    low_dose = bool(rng.random() < LOW_DOSE_PROBABILITY)
-    noise_range = LOW_DOSE_NOISE_HU if low_dose else STANDARD_DOSE_NOISE_HU
+    gated = bool(rng.random() >= NON_GATED_PROBABILITY)
+    kernel = str(rng.choice(list(KERNELS), p=KERNEL_PROBABILITIES))
+    ranges = KERNELS[kernel]
+    motion = (not gated) and bool(rng.random() < MOTION_PROBABILITY)
+    angle = float(rng.uniform(0, np.pi))
     return {
-        "fov_mm": float(rng.uniform(*FOV_RANGE_MM)),
+        "fov_mm": float(rng.uniform(*(GATED_FOV_MM if gated else NON_GATED_FOV_MM))),
         "fov_offset_mm": [float(v) for v in rng.uniform(-8, 8, size=2)],
         "slice_thickness_mm": float(rng.choice(SLICE_THICKNESSES_MM, p=SLICE_THICKNESS_PROBABILITIES)),
-        "psf_sigma_mm": float(rng.uniform(0.4, 0.8)),
-        "psf_sigma_z_mm": float(rng.uniform(0.3, 0.6)),
-        "dose": "low" if low_dose else "standard",
-        "noise_hu": float(rng.uniform(*noise_range)),
-        "noise_grain_mm": float(rng.uniform(0.35, 0.75)),
+        "kernel": kernel,
+        "psf_sigma_mm": float(rng.uniform(*ranges["psf_mm"])),
+        "psf_sigma_z_mm": float(rng.uniform(*PSF_Z_MM)),
+        "edge_enhancement": float(rng.uniform(*ranges["enhance"])),
+        "edge_enhancement_mm": float(rng.uniform(*ranges["enhance_mm"])),
+        "noise_hu": float(rng.uniform(*NOISE_RANGE_HU)),
+        "noise_grain_mm": float(rng.uniform(*ranges["grain_mm"])),
+        "gated": gated,
+        "motion_blur_mm": float(rng.uniform(*MOTION_BLUR_MM)) if motion else 0.0,
+        "motion_direction_lps": [round(float(np.cos(angle)), 6), round(float(np.sin(angle)), 6)],
     }
 
 
@@ -87,13 +114,19 @@ def make_case(
     slice_thickness_mm: float | None = None,
     fov_mm: float | None = None,
     noise_hu: float | None = None,
+    motion_blur_mm: float | None = None,
 ) -> SyntheticCase:
     """One synthetic case; arguments left as None are drawn from the seed. Same seed and arguments → same case.
 
     The anatomy and objects depend on the seed only, so one seed at two matrices shows the same chest.
     """
-    if matrix < 32 or (slice_thickness_mm is not None and slice_thickness_mm <= 0) or (noise_hu or 0) < 0:
-        raise ValueError("make_case needs matrix ≥ 32, a positive slice thickness and a non-negative noise SD")
+    if (
+        matrix < 32
+        or (slice_thickness_mm is not None and slice_thickness_mm <= 0)
+        or (noise_hu or 0) < 0
+        or (motion_blur_mm or 0) < 0
+    ):
+        raise ValueError("make_case needs matrix ≥ 32, a positive slice thickness and non-negative noise and blur")
     anatomy_rng, scan_rng, object_rng, artefact_rng, noise_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
     )
@@ -104,13 +137,19 @@ def make_case(
         scan["slice_thickness_mm"] = float(slice_thickness_mm)
     if noise_hu is not None:
         scan["noise_hu"] = float(noise_hu)
+    if motion_blur_mm is not None:
+        scan["motion_blur_mm"] = float(motion_blur_mm)
     burden_level, objects = draw_objects(object_rng, layout)
     grid = _scan_grid(scan, layout, matrix)
 
     volume, heart_mask = _anatomy(grid, layout)
+    if scan["motion_blur_mm"] > 0:
+        _blur_heart_motion(volume, grid, layout, scan)
     tracker = Tracker(grid.shape)
     paint_bones(volume, grid, layout, tracker)
-    drawn = _draw_objects(volume, grid, tracker, objects, scan, artefact_rng)
+    if scan["edge_enhancement"] > 0:
+        sharpen_in_plane(volume, scan["edge_enhancement_mm"] / grid.pixel_mm, scan["edge_enhancement"])
+    drawn = _draw_objects(volume, grid, tracker, objects, scan, artefact_rng, _response(grid, layout, scan))
     _add_noise(volume, grid, scan, noise_rng)
     image = _to_int16(volume)
     labels, instances = tracker.label_maps(image, CALCIUM_THRESHOLD_HU, MIN_CONTRIBUTION_HU)
@@ -140,15 +179,22 @@ def _ijk_to_lps(grid: Grid) -> np.ndarray:
 
 
 def _fov_fitting_heart(fov_mm: float, layout: Layout) -> float:
-    """The drawn field of view, widened (up to its maximum) to hold the heart with 10 mm to spare."""
+    """The drawn field of view, widened (up to its maximum) to hold the heart with a few mm to spare."""
     low, high = layout.heart_bounds()
-    return float(min(max(fov_mm, float(np.max(high[:2] - low[:2])) + 20.0), FOV_RANGE_MM[1]))
+    needed = float(np.max(high[:2] - low[:2])) + 2 * FOV_HEART_MARGIN_MM
+    return float(min(max(fov_mm, needed), FOV_RANGE_MM[1]))
 
 
 def _scan_grid(scan: dict, layout: Layout, matrix: int) -> Grid:
-    """Heart-centred axial grid over the layout's z range."""
+    """Axial grid over the layout's z range: heart-centred, moving to body-centred for wide fields of view."""
     low, high = layout.heart_bounds()
-    center = 0.5 * (low[:2] + high[:2]) + np.asarray(scan["fov_offset_mm"])
+    heart_center = 0.5 * (low[:2] + high[:2])
+    weight = float(np.clip((scan["fov_mm"] - FOV_BODY_CENTRED_FROM_MM) / 150.0, 0.0, 1.0))
+    center = (
+        (1.0 - weight) * heart_center
+        + weight * np.asarray(layout.chest.body_center)
+        + np.asarray(scan["fov_offset_mm"])
+    )
     pixel = scan["fov_mm"] / matrix
     in_plane = (np.arange(matrix) + 0.5) * pixel - 0.5 * scan["fov_mm"]
     thickness = scan["slice_thickness_mm"]
@@ -172,13 +218,58 @@ def _anatomy(grid: Grid, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     return volume, heart_mask.repeat(2, axis=1).repeat(2, axis=2)
 
 
-def _draw_objects(volume, grid: Grid, tracker: Tracker, objects, scan: dict, rng) -> list[SyntheticLesion]:
+def _motion_zone(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """The LPS box that moves in a non-gated scan: the heart with its fat, and the aortic root."""
+    low, high = layout.heart_bounds()
+    return low - 5.0, high + 5.0
+
+
+def _blur_heart_motion(volume, grid: Grid, layout: Layout, scan: dict) -> None:
+    """Non-gated motion: blur the soft tissue along one in-plane direction over the heart's box, fading out
+    over MOTION_FEATHER_MM round it."""
+    low, high = _motion_zone(layout)
+    reach = MOTION_FEATHER_MM + scan["motion_blur_mm"]
+    crop = grid.crop(low - [reach, reach, 1e9], high + [reach, reach, 1e9])
+    if crop is None:
+        return
+    dx, dy = scan["motion_direction_lps"]
+    region = volume[crop]
+    blurred = line_blur(region, (dy, dx), scan["motion_blur_mm"] / grid.pixel_mm)
+    _, j, i = crop
+    outside_x = np.maximum(np.maximum(low[0] - grid.x[i], grid.x[i] - high[0]), 0.0)
+    outside_y = np.maximum(np.maximum(low[1] - grid.y[j], grid.y[j] - high[1]), 0.0)
+    weight = np.clip(1.0 - np.hypot(outside_y[:, None], outside_x[None, :]) / MOTION_FEATHER_MM, 0.0, 1.0)
+    blurred -= region
+    blurred *= weight.astype(np.float32)
+    region += blurred
+
+
+def _response(grid: Grid, layout: Layout, scan: dict):
+    """The in-plane response after the Gaussian PSF that objects get (see `draw_object`), or None."""
+    enhance, motion = scan["edge_enhancement"], scan["motion_blur_mm"]
+    if enhance <= 0 and motion <= 0:
+        return None
+    low, high = _motion_zone(layout)
+    sigma_px = scan["edge_enhancement_mm"] / grid.pixel_mm
+    dx, dy = scan["motion_direction_lps"]
+
+    def apply(blurred, crop, obj):
+        if motion > 0 and np.all(obj.center >= low) and np.all(obj.center <= high):
+            blurred = line_blur(blurred, (dy, dx), motion / grid.pixel_mm)
+        if enhance > 0:
+            sharpen_in_plane(blurred, sigma_px, enhance)
+        return blurred
+
+    return 0.5 * motion + 3.0 * scan["edge_enhancement_mm"] * (enhance > 0), apply
+
+
+def _draw_objects(volume, grid: Grid, tracker: Tracker, objects, scan: dict, rng, response) -> list[SyntheticLesion]:
     """Paint every calcified and metal object, with streaks for metal; keep those that reach the grid."""
     lesions = []
     for obj in objects:
         lesion_id = len(lesions) + 1
         owner = tracker.new_owner(obj.code, lesion_id)
-        result = draw_object(volume, grid, tracker, obj, owner, scan["psf_sigma_mm"], scan["psf_sigma_z_mm"])
+        result = draw_object(volume, grid, tracker, obj, owner, scan["psf_sigma_mm"], scan["psf_sigma_z_mm"], response)
         if result is None:
             continue
         crop, peak, solid, contribution = result
@@ -190,10 +281,12 @@ def _draw_objects(volume, grid: Grid, tracker: Tracker, objects, scan: dict, rng
                 center_lps=tuple(round(float(v), 3) for v in obj.center),
                 size_mm=tuple(round(float(v), 3) for v in high - low),
                 peak_hu=round(min(peak, HU_RANGE[1]), 1),
+                kind=obj.kind,
             )
         )
         if obj.metal:
-            add_streaks(volume, grid, crop, contribution, rng)
+            strength = SMALL_METAL_STREAKS if obj.kind in ("wire", "clip") else 1.0
+            add_streaks(volume, grid, crop, contribution, rng, strength)
     return lesions
 
 
@@ -233,8 +326,11 @@ def _settings(scan: dict, grid: Grid, matrix: int, burden_level: int, lesions, l
         name: sum(1 for lesion in lesions if lesion.code in codes)
         for name, codes in (("coronary", (1, 2, 3, 4)), ("aortic", (6,)), ("valve", (7,)), ("metal", (9,)))
     }
+    kinds = sorted({lesion.kind for lesion in lesions})
     return {
         **scan,
+        "generator_version": GENERATOR_VERSION,
+        "lesion_kinds": {kind: sum(1 for lesion in lesions if lesion.kind == kind) for kind in kinds},
         "matrix": int(matrix),
         "pixel_mm": grid.pixel_mm,
         "slice_spacing_mm": grid.spacing_mm,

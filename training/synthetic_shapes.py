@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 GAUSSIAN_EDGE_WIDTH = float(np.sqrt(2.0 * np.pi))  # width of the linear ramp with a Gaussian edge's slope, per σ
 SLAB_VOXELS = 1_500_000  # largest block worked on at once, to keep temporaries small
@@ -277,6 +278,37 @@ def upsample_in_plane(coarse: np.ndarray, out: np.ndarray) -> None:
         target[:, :, ::2] = rows
         target[:, :, 1:-1:2] = 0.5 * (rows[:, :, :-1] + rows[:, :, 1:])
         target[:, :, -1] = rows[:, :, -1]
+
+
+def line_blur(array: np.ndarray, direction_ji, length_px: float) -> np.ndarray:
+    """Uniform in-plane motion blur of a (k, j, i) array over `length_px` pixels along the unit (j, i) direction.
+
+    Taps about one pixel apart, each an integer shift (no interpolation); outside the array counts as zero, so
+    callers keep a margin of half the length around what they blur.
+    """
+    taps = max(2, int(np.ceil(length_px)) + 1)
+    offsets = np.rint(np.linspace(-0.5, 0.5, taps)[:, None] * length_px * np.asarray(direction_ji, float))
+    shifts, counts = np.unique(offsets.astype(int), axis=0, return_counts=True)
+    out = np.zeros_like(array)
+    _, rows, columns = array.shape
+    for (dj, di), count in zip(shifts, counts):
+        if abs(dj) >= rows or abs(di) >= columns:
+            continue
+        target = out[:, max(dj, 0) : rows + min(dj, 0), max(di, 0) : columns + min(di, 0)]
+        source = array[:, max(-dj, 0) : rows + min(-dj, 0), max(-di, 0) : columns + min(-di, 0)]
+        target += np.float32(count / taps) * source
+    return out
+
+
+def sharpen_in_plane(array: np.ndarray, sigma_px: float, amount: float) -> None:
+    """Edge enhancement of a sharp reconstruction kernel, in place: a += amount · (a − in-plane Gaussian of a)."""
+    for start in range(0, array.shape[0], 8):
+        block = array[start : start + 8]
+        smooth = ndimage.gaussian_filter1d(block, sigma_px, axis=1, mode="nearest")
+        ndimage.gaussian_filter1d(smooth, sigma_px, axis=2, mode="nearest", output=smooth)
+        smooth -= block
+        smooth *= np.float32(-amount)
+        block += smooth
 
 
 def unit(vector) -> np.ndarray:
