@@ -52,12 +52,9 @@ class ImageSequence:
         return np.diag([-column_mm, -row_mm, 1.0, 1.0])
 
     def box_px_to_ras(self, box_px) -> tuple[np.ndarray, np.ndarray]:
-        """(centre RAS, size mm along i, j, k) of a frame box [x0, y0, x1, y1] in pixel-edge coordinates."""
-        x0, y0, x1, y1 = np.asarray(box_px, dtype=float)
-        matrix = self.frame_ijk_to_ras()
-        center_ijk = np.array([(x0 + x1) / 2 - 0.5, (y0 + y1) / 2 - 0.5, 0.0])
-        spacing = np.abs(np.diag(matrix)[:3])
-        return matrix[:3, :3] @ center_ijk + matrix[:3, 3], np.array([x1 - x0, y1 - y0, 1.0]) * spacing
+        """(centre RAS, size mm along i, j, k) of a frame box on this sequence's own frame geometry."""
+        center_ras, size_mm, _ = frame_box_ras(box_px, self.frame_ijk_to_ras())
+        return center_ras, size_mm
 
     def validate(self) -> None:
         """Refuse what no detector can use: not (frames, rows, columns), tiny frames, non-finite pixels."""
@@ -72,3 +69,18 @@ class ImageSequence:
         if np.issubdtype(self.frames.dtype, np.floating) and not np.all(np.isfinite(self.frames)):
             bad = int(np.count_nonzero(~np.isfinite(self.frames)))
             raise LesionDetectError(f"'{self.name}' contains {bad} NaN or infinite pixels.")
+
+
+def frame_box_ras(box_px, frame_ijk_to_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre RAS, size mm (width, height, one slice), direction columns) of a pixel box on a 2D frame.
+
+    `box_px` is [x0, y0, x1, y1] in pixel-edge coordinates (pixel column c spans x in [c, c + 1]), so
+    its centre lies at IJK ((x0 + x1) / 2 − ½, (y0 + y1) / 2 − ½, 0) on the frame's voxel-centred grid.
+    """
+    x0, y0, x1, y1 = (float(v) for v in box_px)
+    matrix = np.asarray(frame_ijk_to_ras, dtype=float)
+    center_ijk = np.array([(x0 + x1) / 2 - 0.5, (y0 + y1) / 2 - 0.5, 0.0])
+    center_ras = matrix[:3, :3] @ center_ijk + matrix[:3, 3]
+    spacing = np.linalg.norm(matrix[:3, :3], axis=0)
+    size_mm = np.array([(x1 - x0) * spacing[0], (y1 - y0) * spacing[1], spacing[2]])
+    return center_ras, size_mm, matrix[:3, :3] / spacing

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from LesionDetectLib.detection.findings import Findings, Lesion
+from LesionDetectLib.io.image_sequence import frame_box_ras
 from LesionDetectLib.results.colors import color_for_label
 from LesionDetectLib.results.lesion_text import lesion_description
 
@@ -26,10 +27,7 @@ def roi_markups(findings: Findings, columns=()) -> dict:
 def lesion_box_ras(findings: Findings, lesion: Lesion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(centre RAS, size mm, axis directions as RAS columns) of a lesion's box."""
     if lesion.frame is not None:
-        sequence = findings.image
-        center_ras, size_mm = sequence.box_px_to_ras(lesion.box_px)
-        matrix = sequence.frame_ijk_to_ras()[:3, :3]
-        return center_ras, size_mm, matrix / np.linalg.norm(matrix, axis=0)
+        return frame_box_ras(lesion.box_px, findings.image.frame_ijk_to_ras())
     return np.asarray(lesion.center_ras, float), np.asarray(lesion.size_mm, float), findings.volume.directions
 
 

@@ -7,6 +7,7 @@ import slicer
 import slicer.util
 
 from LesionDetectLib.detection.findings import Lesion
+from LesionDetectLib.io.image_sequence import frame_box_ras
 from LesionDetectLib.results.colors import color_for_label
 from LesionDetectLib.scene.run_nodes import DESCRIPTION_ATTRIBUTE, LESION_ID_ATTRIBUTE
 
@@ -35,21 +36,6 @@ def set_box(roi_node, center_ras, size_mm, directions_ras) -> None:
     roi_node.SetSize(*(float(size) for size in size_mm))
 
 
-def frame_box(box_px, frame_ijk_to_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(centre RAS, size mm (width, height, one slice), direction columns) of a pixel box on a 2D frame.
-
-    `box_px` is [x0, y0, x1, y1] in pixel-edge coordinates (pixel column c spans x in [c, c + 1]), so
-    its centre lies at IJK ((x0 + x1) / 2 − ½, (y0 + y1) / 2 − ½, 0) on the frame's voxel-centred grid.
-    """
-    x0, y0, x1, y1 = (float(v) for v in box_px)
-    matrix = np.asarray(frame_ijk_to_ras, dtype=float)
-    center_ijk = np.array([(x0 + x1) / 2 - 0.5, (y0 + y1) / 2 - 0.5, 0.0])
-    center_ras = matrix[:3, :3] @ center_ijk + matrix[:3, 3]
-    spacing = np.linalg.norm(matrix[:3, :3], axis=0)
-    size_mm = np.array([(x1 - x0) * spacing[0], (y1 - y0) * spacing[1], spacing[2]])
-    return center_ras, size_mm, matrix[:3, :3] / spacing
-
-
 def style_roi(roi_node, label: str, detector: str | None = None) -> None:
     """Locked, not interactive, in the label's colour with a faint fill."""
     roi_node.SetLocked(True)
@@ -75,7 +61,7 @@ def add_volume_roi(scene, lesion: Lesion, directions_ras: np.ndarray, detector: 
 def add_frame_roi(scene, lesion: Lesion, frame_ijk_to_ras: np.ndarray, detector: str | None = None):
     """A locked ROI box on a lesion of a 2D image, one slice thick."""
     roi_node = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", lesion_name(lesion))
-    set_box(roi_node, *frame_box(lesion.box_px, frame_ijk_to_ras))
+    set_box(roi_node, *frame_box_ras(lesion.box_px, frame_ijk_to_ras))
     roi_node.SetAttribute(LESION_ID_ATTRIBUTE, str(lesion.id))
     style_roi(roi_node, lesion.label, detector)
     return roi_node
@@ -86,7 +72,7 @@ def frame_roi_item(lesion: Lesion | None, frame_ijk_to_ras: np.ndarray, descript
     Slicer draws an ROI only once it has its centre point) for a frame where the slot has no lesion."""
     roi_node = slicer.vtkMRMLMarkupsROINode()
     if lesion is not None:
-        set_box(roi_node, *frame_box(lesion.box_px, frame_ijk_to_ras))
+        set_box(roi_node, *frame_box_ras(lesion.box_px, frame_ijk_to_ras))
         roi_node.SetName(lesion_name(lesion))
     roi_node.SetAttribute(LESION_ID_ATTRIBUTE, "" if lesion is None else str(lesion.id))
     roi_node.SetAttribute(DESCRIPTION_ATTRIBUTE, description)

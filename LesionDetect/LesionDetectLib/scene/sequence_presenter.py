@@ -26,11 +26,11 @@ import vtk
 
 from LesionDetectLib.detection.findings import Findings, Lesion
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.io.image_sequence import ImageSequence
+from LesionDetectLib.io.image_sequence import ImageSequence, frame_box_ras
 from LesionDetectLib.results.lesion_text import detector_columns, lesion_description
 from LesionDetectLib.scene.heatmap import add_heatmap_node, heatmap_volume, style_heatmap
 from LesionDetectLib.scene.inputs import ijk_to_world_matrix
-from LesionDetectLib.scene.rois import add_frame_roi, frame_box, frame_roi_item, style_roi
+from LesionDetectLib.scene.rois import add_frame_roi, frame_roi_item, style_roi
 from LesionDetectLib.scene.run_nodes import (
     MODALITY_ATTRIBUTE,
     RunNodes,
@@ -46,11 +46,6 @@ from LesionDetectLib.scene.tables import add_lesion_table, add_score_table, fram
 FRAME_INDEX_NAME = "frame"
 
 _own_sequences_logics: list = []  # (scene, logic) made here where the application has no Sequences module
-
-
-def frame_ijk_to_ras(sequence: ImageSequence) -> np.ndarray:
-    """IJK→RAS of one created frame: diag(−1, −1, 1) · diag(column, row, 1) spacing, origin 0."""
-    return np.asarray(sequence.frame_ijk_to_ras(), dtype=float)
 
 
 def get_sequences_logic(scene, logic=None):
@@ -198,7 +193,7 @@ def _show_single_image(scene, input_node, image_node, key: str, findings: Findin
     )
     run = RunNodes(folder_item_id)
     if image_node is None:
-        ijk_to_ras = frame_ijk_to_ras(sequence)
+        ijk_to_ras = sequence.frame_ijk_to_ras()
         image_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", sequence.name)
         image_node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijk_to_ras))
         slicer.util.updateVolumeFromArray(image_node, sequence.frames[:1])
@@ -241,7 +236,7 @@ def _show_cine(scene, input_node, frames_sequence, key: str, findings: Findings,
         return sequence_node
 
     if frames_sequence is None:  # build the frames
-        ijk_to_ras = frame_ijk_to_ras(sequence)
+        ijk_to_ras = sequence.frame_ijk_to_ras()
         index_name, index_unit, index_type = FRAME_INDEX_NAME, "", slicer.vtkMRMLSequenceNode.NumericIndex
         index_values = [str(frame) for frame in range(sequence.frame_count)]
         frames_sequence = new_sequence("frames", f"{sequence.name} frames", _frame_items(sequence, ijk_to_ras))
@@ -348,7 +343,7 @@ def _box_slots(lesions: list[Lesion], frame_count: int) -> dict[str, list[list]]
 def _location_columns(lesions: list[Lesion], ijk_to_ras: np.ndarray) -> list[tuple[str, str, list]]:
     """frame, the pixel box, its size in mm (when the spacing is known) and its centre in RAS."""
     boxes = [np.asarray(lesion.box_px, dtype=float) for lesion in lesions]
-    centers = [frame_box(box, ijk_to_ras)[0] for box in boxes]
+    centers = [frame_box_ras(box, ijk_to_ras)[0] for box in boxes]
     columns = [("frame", "", [lesion.frame for lesion in lesions])]
     columns += [(name, "px", [float(box[n]) for box in boxes]) for n, name in enumerate(("x0", "y0", "x1", "y1"))]
     if lesions and all(lesion.size_mm is not None for lesion in lesions):
@@ -364,7 +359,6 @@ def _input_name(input_node, sequence: ImageSequence) -> str:
 
 
 __all__ = [
-    "frame_ijk_to_ras",
     "image_sequence_from_node",
     "get_sequences_logic",
     "show_sequence_findings",
