@@ -210,7 +210,7 @@ def test_options_out_of_range_are_refused_before_running(small_ct, tmp_path):
 
 
 def test_report_lists_every_file_it_wrote(small_ct, tmp_path):
-    from LesionDetectLib.results.result_files import output_files
+    from LesionDetectLib.results.output_folder import output_files
 
     folder, _ = small_ct
     out = tmp_path / "out"

@@ -15,8 +15,9 @@ import toy_detectors
 from LesionDetectLib.app.cli import build_parser, main
 from LesionDetectLib.detection import registry
 from LesionDetectLib.io.volume_io import write_nrrd
+from LesionDetectLib.results.output_folder import output_files
 from LesionDetectLib.results.report import validate_report
-from LesionDetectLib.results.result_files import load_results, output_files
+from LesionDetectLib.results.result_files import load_results
 
 REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "LesionDetect" / "LesionDetectLib"

@@ -24,6 +24,14 @@ TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 FOLDER_MODE = 0o755
 
 
+def output_files(report: dict) -> list[str]:
+    """Every file a report says its run wrote (relative paths), the report itself included."""
+    names = [REPORT_NAME]
+    for value in report.get("outputs", {}).values():
+        names += value if isinstance(value, list) else [value]
+    return list(dict.fromkeys(names))
+
+
 class OutputFolder:
     """Stage result files next to `path`; `commit()` moves them in, `discard()` removes the staging folder."""
 
@@ -61,13 +69,10 @@ class OutputFolder:
         if not report.is_file():
             return []
         try:
-            outputs = json.loads(report.read_text(encoding="utf-8")).get("outputs", {})
+            names = output_files(json.loads(report.read_text(encoding="utf-8")))
         except (OSError, ValueError, AttributeError):
             return [REPORT_NAME]
-        names = [REPORT_NAME]
-        for value in outputs.values():
-            names += value if isinstance(value, list) else [value]
-        return [name for name in dict.fromkeys(names) if isinstance(name, str) and (self.path / name).exists()]
+        return [name for name in names if isinstance(name, str) and (self.path / name).exists()]
 
     def commit(self) -> None:
         """Move every staged file in, replacing the earlier run's results (only when overwriting) in one step.

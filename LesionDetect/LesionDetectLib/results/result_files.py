@@ -15,15 +15,15 @@ from LesionDetectLib.errors import LesionDetectError
 from LesionDetectLib.io.image_sequence import ImageSequence
 from LesionDetectLib.io.volume import Volume
 from LesionDetectLib.results.markups_json import write_roi_markups
+from LesionDetectLib.results.output_folder import REPORT_NAME
 from LesionDetectLib.results.report import (
+    LOCATION_KEYS,
     report_from_findings,
     write_lesions_csv,
     write_report,
     write_score_table_csv,
 )
 from LesionDetectLib.results.stl import LESION_FOLDER, read_stl, write_stl_files
-
-REPORT_NAME = "report.json"
 
 
 def lesion_surface_name(lesion: Lesion) -> str:
@@ -62,14 +62,6 @@ def write_results(findings: Findings, folder: Path, stl_coordinate_system: str =
     return report
 
 
-def output_files(report: dict) -> list[str]:
-    """Every file a report says its run wrote (relative paths), the report itself included."""
-    names = [REPORT_NAME]
-    for value in report.get("outputs", {}).values():
-        names += value if isinstance(value, list) else [value]
-    return list(dict.fromkeys(names))
-
-
 def load_results(folder) -> Findings:
     """Findings from a result folder. The image is geometry only: its pixels are a zero placeholder."""
     folder = Path(folder)
@@ -88,7 +80,7 @@ def load_results(folder) -> Findings:
                 label=entry["label"],
                 score=entry["score"],
                 frame=entry.get("frame"),
-                measurements={key: value for key, value in entry.items() if key not in LOCATED_KEYS},
+                measurements={key: value for key, value in entry.items() if key not in LOCATION_KEYS},
                 surface=surface,
                 **located,
             )
@@ -114,9 +106,6 @@ def load_results(folder) -> Findings:
         params=report.get("params", {}),
         timings=report["timings"],
     )
-
-
-LOCATED_KEYS = {"id", "label", "score", "frame", "box_px", "center_ras", "size_mm", "box_ijk", "stl"}
 
 
 def _write_on_input_grid(image, array: np.ndarray, name: str, path: Path) -> None:
