@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     try:
         progress.event("start", detector=detector.id, input=args.input or "sample", version=__version__)
         output = OutputFolder(args.output, overwrite=args.overwrite)
-        report = _run(detector, args, output.staging, progress)
+        report, findings = _run(detector, args, output.staging, progress)
         output.commit()
     except CancelledError:
         _discard(output)
@@ -118,11 +118,11 @@ def main(argv=None) -> int:
         warnings=report["warnings"],
     )
     if args.progress == "bar":
-        _print_summary(detector, output.path)
+        _print_summary(findings, output.path)
     return EXIT_OK
 
 
-def _run(detector: Detector, args, staging: Path, progress: Progress) -> dict:
+def _run(detector: Detector, args, staging: Path, progress: Progress):
     from LesionDetectLib.app.run import run_and_write
 
     started = time.perf_counter()
@@ -221,12 +221,11 @@ def _discard(output: OutputFolder | None) -> None:
         output.discard()
 
 
-def _print_summary(detector: Detector, folder: Path) -> None:
-    from LesionDetectLib.results.result_files import load_results
+def _print_summary(findings, folder: Path) -> None:
+    from LesionDetectLib.app.run import closing_lines
 
-    findings = load_results(folder)
     print(f"{len(findings.lesions)} lesions; results in {folder}")
-    for line in detector.summary_lines(findings) + [f"Warning: {warning}" for warning in findings.warnings]:
+    for line in closing_lines(findings):
         print(line)
 
 

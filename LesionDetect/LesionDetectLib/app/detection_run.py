@@ -279,13 +279,9 @@ def default_output_folder(scene) -> Path:
 
 def summary_text(findings: Findings) -> str:
     """A few lines for the panel: the lesion count, the detector's summary lines, then any warnings."""
-    from LesionDetectLib.detection.registry import detectors
+    from LesionDetectLib.app.run import closing_lines
 
-    detector = detectors().get(findings.detector)
-    lines = [f"{len(findings.lesions)} lesion(s) found."]
-    lines += detector.summary_lines(findings) if detector is not None else []
-    lines += [f"Warning: {warning}" for warning in findings.warnings]
-    return "\n".join(lines)
+    return "\n".join([f"{len(findings.lesions)} lesion(s) found.", *closing_lines(findings)])
 
 
 class DetectionLogic:

@@ -27,8 +27,8 @@ def run_and_write(
     snapshot: bool = True,
     cancel=never_cancelled,
     read_s: float = 0.0,
-) -> dict:
-    """Run `detector` on `image` and write its result files into `staging`; return the report."""
+) -> tuple[dict, Findings]:
+    """Run `detector` on `image` and write its result files into `staging`; return the report and findings."""
     from LesionDetectLib.results.report import write_report
     from LesionDetectLib.results.result_files import write_results
 
@@ -45,7 +45,7 @@ def run_and_write(
     report["timings"] = findings.timings
     write_report(report, staging / "report.json")
     progress("write", 1.0, "Done")
-    return report
+    return report, findings
 
 
 def run_detector(
@@ -80,6 +80,15 @@ def run_detector(
     findings.params = params_of(options)
     findings.warnings = list(getattr(image, "notes", [])) + findings.warnings
     return findings
+
+
+def closing_lines(findings: Findings) -> list[str]:
+    """What a finished run says last (CLI and panel): the detector's summary lines, then any warnings."""
+    from LesionDetectLib.detection.registry import detectors
+
+    detector = detectors().get(findings.detector)
+    lines = detector.summary_lines(findings) if detector is not None else []
+    return lines + [f"Warning: {warning}" for warning in findings.warnings]
 
 
 def _cancellable(progress: Progress, cancel):
