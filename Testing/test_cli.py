@@ -224,7 +224,7 @@ def test_report_lists_every_file_it_wrote(small_ct, tmp_path):
 def test_a_slicer_roi_file_restricts_the_count_like_the_roi_node(small_ct, tmp_path, mrml_scene):
     from LesionDetectLib.io.regions import roi_mask_from_markups_file
     from LesionDetectLib.scenarios import add_volume_node
-    from LesionDetectLib.scene.volume_presenter import region_mask_from_node
+    from LesionDetectLib.scene import region_mask_from_node
 
     folder, volume = small_ct
     full = tmp_path / "full"

@@ -531,21 +531,9 @@ def test_heatmap_in_3d_is_volume_rendered_and_leaves_with_its_run(scene):
     assert scene.GetNodesByClass("vtkMRMLVolumeRenderingDisplayNode").GetNumberOfItems() == 0
 
 
-def test_the_volume_presenter_keeps_the_names_other_modules_import(scene):
-    from LesionDetectLib import scene as scene_package
+def test_the_volume_presenter_shows_volume_findings(scene):
     from LesionDetectLib.scene import volume_presenter
 
-    for name in (
-        "region_mask_from_node",
-        "volume_from_node",
-        "remove_run",
-        "surfaces_from_run",
-        "show_heatmap_in_3d",
-        "show_heatmap_in_slice_views",
-        "DETECTOR_ATTRIBUTE",
-        "INPUT_VOLUME_ATTRIBUTE",
-    ):
-        assert getattr(volume_presenter, name) is getattr(scene_package, name)
     node = add_volume(scene)
     run = volume_presenter.show_findings(scene, node, make_findings(node), TOY_COLUMNS)
     assert len(run.roi_nodes) == 2 and run.roi_nodes[0].GetDescription().startswith("score 0.91, A1, Index 12.3")

@@ -78,7 +78,7 @@ def start_detection(
     from LesionDetectLib.detection.registry import get_detector
     from LesionDetectLib.io.volume import Volume
     from LesionDetectLib.io.volume_io import write_nrrd
-    from LesionDetectLib.scene.volume_presenter import region_mask_from_node, volume_from_node
+    from LesionDetectLib.scene import region_mask_from_node, volume_from_node
 
     work_dir = Path(work_dir)
     try:
@@ -191,7 +191,7 @@ def export_stl(
 
     Refuses, before writing anything, when there is nothing to export or `folder` cannot be written."""
     from LesionDetectLib.results.stl import LESION_FOLDER, write_stl_files
-    from LesionDetectLib.scene.volume_presenter import surfaces_from_run
+    from LesionDetectLib.scene import surfaces_from_run
 
     named_surfaces = surfaces_from_run(scene, volume_node, detector)
     if not named_surfaces:

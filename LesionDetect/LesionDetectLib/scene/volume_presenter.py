@@ -2,9 +2,7 @@
 
 Works on any real MRML scene passed in (`slicer.mrmlScene` in Slicer, a slicer-core scene in tests).
 Every node a run creates is tagged (see `run_nodes`): a rerun replaces exactly those nodes.
-The names other modules import from here (`volume_from_node`, `region_mask_from_node`, `remove_run`,
-`surfaces_from_run`, the heatmap helpers, the attribute names) stay available; new code imports
-`LesionDetectLib.scene`, whose `show_findings` also takes image sequences.
+Callers use `LesionDetectLib.scene.show_findings`, which picks this presenter for volumes.
 """
 
 from __future__ import annotations
@@ -13,25 +11,12 @@ import numpy as np
 
 from LesionDetectLib.detection.findings import Findings
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.io.volume import Volume
 from LesionDetectLib.results.lesion_text import detector_columns, lesion_description
-from LesionDetectLib.scene.heatmap import (
-    HEATMAP_COLOR_NODE_ID,
-    HEATMAP_LOWER_THRESHOLD,
-    add_heatmap_node,
-    heatmap_fraction,
-    show_heatmap_in_3d,
-    show_heatmap_in_slice_views,
-)
-from LesionDetectLib.scene.inputs import ijk_to_world_matrix, region_mask_from_node, volume_from_node
-from LesionDetectLib.scene.models import add_model_node, surfaces_from_run
+from LesionDetectLib.scene.heatmap import add_heatmap_node
+from LesionDetectLib.scene.inputs import ijk_to_world_matrix
+from LesionDetectLib.scene.models import add_model_node
 from LesionDetectLib.scene.rois import add_volume_roi
 from LesionDetectLib.scene.run_nodes import (
-    DETECTOR_ATTRIBUTE,
-    INPUT_VOLUME_ATTRIBUTE,
-    LESION_ID_ATTRIBUTE,
-    MODALITY_ATTRIBUTE,
-    SUMMARY_ATTRIBUTE,
     RunNodes,
     adopt,
     create_run_folder,
@@ -40,37 +25,12 @@ from LesionDetectLib.scene.run_nodes import (
 )
 from LesionDetectLib.scene.tables import add_lesion_table
 
-__all__ = [
-    "DETECTOR_ATTRIBUTE",
-    "HEATMAP_COLOR_NODE_ID",
-    "HEATMAP_LOWER_THRESHOLD",
-    "INPUT_VOLUME_ATTRIBUTE",
-    "LESION_ID_ATTRIBUTE",
-    "MODALITY_ATTRIBUTE",
-    "SUMMARY_ATTRIBUTE",
-    "RunNodes",
-    "heatmap_fraction",
-    "ijk_to_world_matrix",
-    "region_mask_from_node",
-    "remove_run",
-    "show_findings",
-    "show_heatmap_in_3d",
-    "show_heatmap_in_slice_views",
-    "surfaces_from_run",
-    "volume_from_node",
-]
-
 
 def show_findings(scene, volume_node, findings: Findings, columns=None) -> RunNodes:
     """Replace the previous run of `findings.detector` on this volume with ROIs, table, models, heatmap.
 
     `columns`: the measurement columns (default: those the detector declares in the registry).
-    Findings on an image sequence are handed to the sequence presenter.
     """
-    if not isinstance(findings.image, Volume):
-        from LesionDetectLib.scene.sequence_presenter import show_sequence_findings
-
-        return show_sequence_findings(scene, volume_node, findings, columns=columns)
     if volume_node is None:
         raise LesionDetectError("Findings on a volume need the volume node they were computed on.")
     columns = detector_columns(findings.detector) if columns is None else tuple(columns)

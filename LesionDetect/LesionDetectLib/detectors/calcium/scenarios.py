@@ -17,7 +17,7 @@ from LesionDetectLib.io.volume_io import write_nrrd
 from LesionDetectLib.results.result_files import load_results
 from LesionDetectLib.results.stl import read_stl, write_stl_files
 from LesionDetectLib.scenarios import add_volume_node, nodes_of_run
-from LesionDetectLib.scene.volume_presenter import show_findings, surfaces_from_run, volume_from_node
+from LesionDetectLib.scene import show_findings, surfaces_from_run, volume_from_node
 
 SAMPLE_SHAPE_IJK = (192, 192, 32)
 
