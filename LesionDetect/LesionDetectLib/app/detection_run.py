@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from LesionDetectLib.app.worker_process import WorkerProcess, worker_command
-from LesionDetectLib.detection.detector import InputKind, options_from
+from LesionDetectLib.detection.detector import InputKind
 from LesionDetectLib.detection.findings import Findings
-from LesionDetectLib.detection.options import REGION, check_bounds, option_specs
+from LesionDetectLib.detection.options import REGION, check_bounds, option_specs, options_from
 from LesionDetectLib.errors import LesionDetectError
 
 LOG_TAIL_LINES = 20

@@ -7,7 +7,6 @@ options box and the report's `params` are all generated from its fields (see `op
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,6 @@ from typing import ClassVar
 
 from LesionDetectLib.detection.findings import Findings, Image
 from LesionDetectLib.errors import LesionDetectError
-from LesionDetectLib.io.image_sequence import ImageSequence
 from LesionDetectLib.io.volume import Volume
 
 Progress = Callable[[str, float, str], None]
@@ -145,21 +143,9 @@ class Detector:
         return []
 
 
-def options_from(options_type: type, values: dict):
-    """An options instance from a dict of field values (unknown keys refused)."""
-    names = {f.name for f in dataclasses.fields(options_type)}
-    unknown = set(values) - names
-    if unknown:
-        raise LesionDetectError(f"Unknown option(s) {sorted(unknown)}; known: {sorted(names)}.")
-    return options_type(**values)
-
-
 def no_progress(stage: str, fraction: float, message: str = "") -> None:
     """A progress callback that says nothing."""
 
 
 def never_cancelled() -> bool:
     return False
-
-
-__all__ = ["Column", "Detector", "ImageSequence", "InputKind", "Method", "NoOptions", "Volume"]

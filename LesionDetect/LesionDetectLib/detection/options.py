@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from LesionDetectLib.errors import LesionDetectError
+
 REGION = "region"
 
 
@@ -36,10 +38,6 @@ class OptionSpec:
     maximum: float | None = None
     unit: str = ""
     kind: str = ""
-
-    @property
-    def title(self) -> str:
-        return self.name.replace("_", " ").capitalize() + (f" ({self.unit})" if self.unit else "")
 
 
 def option_specs(options_type: type) -> list[OptionSpec]:
@@ -95,6 +93,15 @@ def options_from_args(options_type: type, args: argparse.Namespace, resolve_regi
     for spec in option_specs(options_type):
         value = getattr(args, spec.name)
         values[spec.name] = resolve_region(value) if spec.kind == REGION and value else value
+    return options_type(**values)
+
+
+def options_from(options_type: type, values: dict):
+    """An options instance from a dict of field values (unknown keys refused)."""
+    names = {f.name for f in dataclasses.fields(options_type)}
+    unknown = set(values) - names
+    if unknown:
+        raise LesionDetectError(f"Unknown option(s) {sorted(unknown)}; known: {sorted(names)}.")
     return options_type(**values)
 
 
