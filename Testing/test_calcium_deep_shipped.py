@@ -15,10 +15,9 @@ from LesionDetectLib.detectors.calcium.labels import ARTERIES, CORONARY_CODES
 from LesionDetectLib.detectors.calcium.model import DEFAULT_MANIFEST, file_sha256, load_calcium_model
 from LesionDetectLib.results.report import validate_report
 
-UNSEEN_SEED = 9284  # not a training (1000–1029) or validation (5000–5003) seed; aortic calcium and coronary plaques
-# The shipped model was trained on generator 1.0.0 (gated, 160–240 mm fields of view, slices ≤ 3 mm). Generator 2.0.0
-# covers real scans far more widely, which this model does not (issue 9): its unseen case is held to those conditions.
-TRAINED_CONDITIONS = {"fov_mm": 200.0, "slice_thickness_mm": 3.0, "noise_hu": 20.0, "motion_blur_mm": 0.0}
+UNSEEN_SEED = 9284  # not a training (1000–1039) or validation (5000–5003) seed; aortic calcium and coronary plaques
+GATED_CONDITIONS = {"fov_mm": 200.0, "slice_thickness_mm": 3.0, "noise_hu": 20.0, "motion_blur_mm": 0.0}
+PIXEL_SIZES_FOV_MM = (220.0, 400.0)  # 0.43 and 0.78 mm pixels on a 512 matrix
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def unseen_case():
-    return make_case(UNSEEN_SEED, **TRAINED_CONDITIONS)
+    return make_case(UNSEEN_SEED, **GATED_CONDITIONS)
 
 
 def test_shipped_weights_match_their_manifest_and_are_small():
@@ -80,3 +79,33 @@ def test_cli_sample_runs_the_deep_method_by_default(tmp_path):
     assert report["method"] == "deep" and report["model"]["weights_sha256"] == load_calcium_model().sha256
     assert report["lesions"] and all(lesion["artery"] in ARTERIES for lesion in report["lesions"])
     assert report["outputs"]["heatmap"] == "heatmap.nrrd" and report["outputs"]["region"] == "region.nrrd"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 9, open: calcium-ssd-small-2 matches the totals (within 15 %) at 0.43 and 0.78 mm pixels, "
+    "but calls one lesion of ≥ 5 points at one pixel size only",
+)
+def test_the_same_chest_at_two_pixel_sizes_gives_the_same_lesions(model):
+    """mm-invariance: one seed's anatomy and plaques at 0.43 and 0.78 mm pixels; lesions matched by position."""
+    found = {}
+    for fov_mm in PIXEL_SIZES_FOV_MM:
+        case = make_case(UNSEEN_SEED, **{**GATED_CONDITIONS, "fov_mm": fov_mm})
+        deep = detect_calcium_deep(case.volume, model)
+        found[fov_mm] = {
+            "centres": np.array([lesion.center_ras for lesion in deep.lesions]).reshape(-1, 3),
+            "agatston": [lesion.measurements["agatston"] for lesion in deep.lesions],
+            "total": deep.summary["agatston_total"],
+            "reference": coronary_total(case),
+        }
+    fine, coarse = (found[fov] for fov in PIXEL_SIZES_FOV_MM)
+    assert fine["reference"] > 0 and len(fine["centres"]) > 0
+    for total, reference in ((fine["total"], fine["reference"]), (coarse["total"], coarse["reference"])):
+        assert total == pytest.approx(reference, rel=0.15)
+    for centres, others, scores in (
+        (fine["centres"], coarse["centres"], fine["agatston"]),
+        (coarse["centres"], fine["centres"], coarse["agatston"]),
+    ):
+        for centre, agatston in zip(centres, scores):
+            if agatston >= 5:  # a lesion worth 5 points or more is found at the other pixel size too
+                assert np.linalg.norm(others - centre, axis=1).min() < 3.0

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from LesionDetectLib.app.cli import main as cli_main
+from LesionDetectLib.detection.input_range import TOLERANCE
 from LesionDetectLib.detectors.calcium.acf import BoostedTrees
 from LesionDetectLib.detectors.calcium.deep import detect_calcium_deep
 from LesionDetectLib.detectors.calcium.model import file_sha256, load_calcium_model, save_calcium_model
@@ -211,22 +212,28 @@ def coarse_pixel_sample(pixel_mm: float):
     return Volume(array, ijk_to_ras, volume.name, "CT")
 
 
+def shipped_pixel_range() -> tuple[float, float]:
+    return load_calcium_model().input_range.pixel_mm
+
+
 def test_deep_refuses_pixels_far_outside_its_trained_range_and_classical_still_runs(tmp_path, capsys):
-    write_nrrd(coarse_pixel_sample(1.04), tmp_path / "coarse.nrrd")
+    pixel_mm = round(shipped_pixel_range()[1] * (1 + TOLERANCE) * 1.1, 2)
+    write_nrrd(coarse_pixel_sample(pixel_mm), tmp_path / "coarse.nrrd")
     out = tmp_path / "deep"
     code = cli_main(["calcium", str(tmp_path / "coarse.nrrd"), "-o", str(out), "--progress", "json", "--no-snapshot"])
     error = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert code == 2 and not out.exists()
-    assert "pixel size is 1.04 mm" in error["message"] and "--method classical" in error["message"]
+    assert f"pixel size is {pixel_mm:.2f} mm" in error["message"] and "--method classical" in error["message"]
     classical = ["calcium", str(tmp_path / "coarse.nrrd"), "-o", str(tmp_path / "classical"), "--method", "classical"]
     assert cli_main([*classical, "--progress", "none", "--no-snapshot"]) == 0
 
 
 def test_deep_warns_a_little_outside_its_trained_range(tmp_path):
-    write_nrrd(coarse_pixel_sample(0.55), tmp_path / "wider.nrrd")
+    pixel_mm = round(shipped_pixel_range()[1] * 1.1, 2)
+    write_nrrd(coarse_pixel_sample(pixel_mm), tmp_path / "wider.nrrd")
     out = tmp_path / "deep"
     assert (
         cli_main(["calcium", str(tmp_path / "wider.nrrd"), "-o", str(out), "--progress", "none", "--no-snapshot"]) == 0
     )
     warnings = json.loads((out / "report.json").read_text())["warnings"]
-    assert any("pixel size is 0.55 mm" in warning and "may miss lesions" in warning for warning in warnings)
+    assert any(f"pixel size is {pixel_mm:.2f} mm" in warning and "may miss lesions" in warning for warning in warnings)

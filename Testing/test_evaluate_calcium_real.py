@@ -18,6 +18,7 @@ from evaluate_calcium_real import (
 from test_calcium_datasets import nongated_volume, two_patients, write_nongated_layout
 
 from LesionDetectLib.detectors.calcium.classical import detect_calcium
+from LesionDetectLib.detectors.calcium.heart_region import find_heart_region
 from LesionDetectLib.detectors.calcium.options import CalciumParams
 
 
@@ -111,3 +112,17 @@ def test_evaluation_runs_the_platform_on_each_patient_and_reports_a_refusal(tmp_
 def test_weights_with_the_classical_method_are_refused(tmp_path):
     with pytest.raises(SystemExit):
         evaluate_main(["--nongated", str(tmp_path), "--method", "classical", "--weights", "m.json", "--out", "x"])
+
+
+def test_classical_inside_the_found_heart_region(tmp_path):
+    volumes = two_patients()
+    root = tmp_path / "deidentified_nongated"
+    write_nongated_layout(root, volumes)
+    out = tmp_path / "out"
+    args = ["--nongated", str(root), "--method", "classical", "--heart-region", "--device", "cpu", "--out", str(out)]
+    assert evaluate_main(args) == 0
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["summary"]["method"] == "classical in the heart region"
+    region = find_heart_region(volumes["2"]).mask
+    expected = detect_calcium(volumes["2"], CalciumParams(surfaces=False, region=region)).summary["agatston_total"]
+    assert written["patients"][1]["predicted"]["total"] == pytest.approx(expected, rel=1e-6)

@@ -132,3 +132,32 @@ def test_synthetic_case_region_holds_heart_and_coronary_calcium_not_spine_or_rib
     behind_sternum = np.arange(heart.shape[1])[None, :, None] >= np.nonzero(heart.any(axis=(0, 2)))[0].min()
     spine_and_ribs = (case.labels == 8) & behind_sternum
     assert np.count_nonzero(region.mask & spine_and_ribs) < 0.05 * np.count_nonzero(spine_and_ribs)
+
+
+def with_belly_below(volume: Volume, slices: int) -> Volume:
+    """The volume with `slices` of lung-free soft tissue (liver-like, noisy 60 HU) added below its lowest slice."""
+    body = volume.array[0] > -400
+    belly = np.where(body | (volume.array[0] < -950), volume.array[0], 60).astype(np.int16)
+    noise = np.random.default_rng(0).normal(0, 50, (slices, *belly.shape))
+    stack = np.where(belly > -950, belly + noise, belly).astype(np.int16)
+    ijk_to_ras = volume.ijk_to_ras.copy()
+    step = ijk_to_ras[:3, 2]
+    assert step[2] > 0  # slice 0 is the lowest
+    ijk_to_ras[:3, 3] -= step * slices
+    return Volume(np.concatenate([stack, volume.array]), ijk_to_ras, modality="CT")
+
+
+def test_a_chest_ct_leaves_out_the_belly_below_the_lungs_and_the_chest_wall_beside_them(sample):
+    volume, plaques, heart_mask = sample
+    wide = padded(volume, tissue_px=10, air_px=40)
+    belly_slices = 10
+    chest = with_belly_below(wide, belly_slices)
+    heart = np.pad(heart_mask, ((belly_slices, 0), (50, 50), (50, 50)))
+    region = find_heart_region(chest)
+    assert_covers_heart(region, chest, plaques, heart)
+    margin_slices = int(np.ceil(10.0 / chest.spacing[2]))  # the region's 10 mm margin
+    assert not region.mask[: belly_slices - margin_slices].any()
+    chest_wall = np.zeros(chest.array.shape, dtype=bool)
+    chest_wall[:, 40:-40, 40:-40] = True
+    chest_wall[:, 50:-50, 50:-50] = False  # the tissue ring outside the lungs
+    assert not (region.mask & chest_wall).any()

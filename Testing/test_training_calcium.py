@@ -19,7 +19,7 @@ TINY_CONFIG = {
         "val_seeds": [5000, 5001],
     },
     "acf": {"max_iter": 20},
-    "crops": {"per_object": 1, "max_acf_windows": 20},
+    "crops": {"per_object": 1, "max_candidate_windows": 20},
     "model": {"width": 0.125, "blocks": [1, 1, 1, 1]},
     "optim": {"lr": 1.0e-3, "betas": [0.9, 0.999], "eps": 1.0e-8, "batch": 16, "epochs": 1},
     "loss": {"alpha": 1.12, "beta": 0.05, "loc_weight": 0.2, "negative_ratio": 3},

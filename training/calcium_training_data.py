@@ -1,7 +1,8 @@
 """Training crops for the calcium SSD: the inference path's own windows plus windows around every labelled object.
 
-Each labelled volume gives (a) the ACF candidate windows the detector will see at inference (when
-trees are given), (b) windows jittered in position and size around every labelled calcified object
+Each labelled volume gives (a) the piece windows the detector will see at inference
+(`candidate_windows.piece_windows`: every ≥ 130 HU piece of ≥ 1 mm² of a non-bone component in the heart
+region), (b) windows jittered in position and size around every labelled calcified object
 on every slice, so rarely proposed objects are learned too. Targets are the 2D boxes of labelled
 structures on the crop's slice in the detector's classes (background, LM, LAD, LCX, RCA, other).
 """
@@ -14,13 +15,14 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from LesionDetectLib.detectors.calcium.acf import propose
+from LesionDetectLib.detectors.calcium.candidate_windows import WINDOW_MM, piece_windows
+from LesionDetectLib.detectors.calcium.candidates import find_candidates
 from LesionDetectLib.detectors.calcium.crops import CROP_PX, Window, heart_frame, make_crops, to_crop_pixels
 from LesionDetectLib.detectors.calcium.heart_region import find_heart_region
 from LesionDetectLib.detectors.calcium.labels import CORONARY_CODES, detector_class
+from LesionDetectLib.detectors.calcium.options import CalciumParams
 from LesionDetectLib.io.volume import Volume
 
-WINDOW_MM = (8.0, 40.0)
 MIN_VISIBLE_FRACTION = 0.5
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
@@ -32,7 +34,7 @@ class CropSet:
     crops: torch.Tensor
     boxes: list[np.ndarray]
     labels: list[np.ndarray]
-    from_acf: np.ndarray  # bool per crop: proposed by ACF (the inference distribution) or jittered around an object
+    from_candidates: np.ndarray  # bool per crop: an inference window (the inference distribution) or jittered
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -43,7 +45,7 @@ class CropSet:
             torch.cat([s.crops for s in sets]),
             [b for s in sets for b in s.boxes],
             [lab for s in sets for lab in s.labels],
-            np.concatenate([s.from_acf for s in sets]),
+            np.concatenate([s.from_candidates for s in sets]),
         )
 
 
@@ -99,28 +101,24 @@ def crops_from_volume(
     volume: Volume,
     labels_kji: np.ndarray,
     rng: np.random.Generator,
-    acf=None,
-    acf_threshold: float = 0.0,
-    acf_shrink: int = 4,
     per_object: int = 2,
-    max_acf_windows: int = 400,
+    max_candidate_windows: int = 400,
 ) -> CropSet:
-    """All training crops of one labelled volume (see module docstring)."""
+    """All training crops of one labelled volume (see module docstring); at most `max_candidate_windows` of (a)."""
     region = find_heart_region(volume).mask
     frame = heart_frame(region)
     pixel_mm = float(volume.spacing[:2].mean())
-    windows, from_acf = [], []
-    if acf is not None:
-        proposed, _ = propose(volume, acf, region=region, threshold=acf_threshold, shrink=acf_shrink)
-        if len(proposed) > max_acf_windows:
-            proposed = [proposed[n] for n in rng.choice(len(proposed), max_acf_windows, replace=False)]
-        windows += [Window(c.k, tuple(c.center_ji), float(c.side_px)) for c in proposed]
-        from_acf += [True] * len(proposed)
+    params = CalciumParams()
+    calcium = find_candidates(volume, params.threshold_hu, params.bone).kept_mask() & region
+    windows = piece_windows(calcium, pixel_mm)
+    if len(windows) > max_candidate_windows:
+        windows = [windows[n] for n in rng.choice(len(windows), max_candidate_windows, replace=False)]
+    from_candidates = [True] * len(windows)
     objects_by_slice = {k: slice_objects(labels_kji, k) for k in np.flatnonzero(labels_kji.any(axis=(1, 2)))}
     for k, objects in objects_by_slice.items():
         jittered = jittered_windows(objects, int(k), pixel_mm, rng, per_object)
         windows += jittered
-        from_acf += [False] * len(jittered)
+        from_candidates += [False] * len(jittered)
     boxes, classes = [], []
     for window in windows:
         found = targets_in_window(objects_by_slice.get(window.k, []), window)
@@ -131,4 +129,4 @@ def crops_from_volume(
         if windows
         else torch.zeros((0, 5, CROP_PX, CROP_PX))
     )
-    return CropSet(crops.to(torch.float16), boxes, classes, np.array(from_acf, dtype=bool))
+    return CropSet(crops.to(torch.float16), boxes, classes, np.array(from_candidates, dtype=bool))

@@ -136,8 +136,8 @@ def _box_mask(shape, box) -> np.ndarray:
     return mask
 
 
-def acf_coverage(stages, labels) -> dict:
-    """Share of coronary 2D objects inside an ACF window, windows per slice, share of slice pixels looked at."""
+def window_coverage(stages, labels) -> dict:
+    """Share of coronary 2D objects inside a candidate window, windows per slice, share of slice pixels looked at."""
     covered = total = 0
     looked = 0.0
     windows_by_slice = {}
@@ -168,7 +168,7 @@ def evaluate(cases, model, out: Path) -> dict:
     targets = images = 0
     for name, volume, labels in cases:
         started = time.perf_counter()
-        stages = run_stages(volume, model, None, "cpu", NO_PROGRESS)
+        stages = run_stages(volume, model, CalciumParams(), "cpu", NO_PROGRESS)
         deep = findings_from_stages(volume, model, CalciumParams(), stages, "cpu", NO_PROGRESS, started)
         deep_seconds = time.perf_counter() - started
         started = time.perf_counter()
@@ -187,7 +187,11 @@ def evaluate(cases, model, out: Path) -> dict:
                 "slices": int(volume.array.shape[0]),
                 "reference_agatston": reference_total,
                 "reference_category": agatston_category(reference_total),
-                "acf": acf_coverage(stages, labels),
+                "candidates": {
+                    **window_coverage(stages, labels),
+                    "acf_would_keep": stages.acf_kept,
+                    "windows": len(stages.windows),
+                },
                 "heart_region_found": bool(stages.heart.found),
                 **{
                     method: {
@@ -242,11 +246,14 @@ def summarise(per_scan, tp, fp, targets: int, images: int) -> dict:
     summary["deep"]["artery_agreement"] = sum(s["deep"]["lesions"]["arteries"]["agree"] for s in per_scan) / max(
         compared, 1
     )
-    acf = [s["acf"] for s in per_scan]
-    summary["acf"] = {
-        "recall_2d": sum(a["covered"] for a in acf) / max(sum(a["coronary_objects"] for a in acf), 1),
-        "windows_per_slice": float(np.mean([a["windows_per_slice"] for a in acf])),
-        "looked_fraction_of_pixels": float(np.mean([a["looked_fraction_of_pixels"] for a in acf])),
+    windows = [s["candidates"] for s in per_scan]
+    summary["candidates"] = {
+        "recall_2d": sum(a["covered"] for a in windows) / max(sum(a["coronary_objects"] for a in windows), 1),
+        "windows_per_scan": float(np.mean([a["windows"] for a in windows])),
+        "windows_per_slice": float(np.mean([a["windows_per_slice"] for a in windows])),
+        "looked_fraction_of_pixels": float(np.mean([a["looked_fraction_of_pixels"] for a in windows])),
+        "acf_would_keep_fraction": sum(a["acf_would_keep"] for a in windows)
+        / max(sum(a["windows"] for a in windows), 1),
     }
     return summary
 

@@ -2,6 +2,7 @@
 
     python training/evaluate_calcium_real.py --nongated DATA/deidentified_nongated --method classical --out runs/real
     python training/evaluate_calcium.py --nongated DATA/deidentified_nongated --method deep --out runs/real_deep
+    python training/evaluate_calcium_real.py ... --method classical --heart-region   # inside the found heart region
 
 Each patient's scan runs through the platform (`run_detector`, as the CLI runs it; partial-volume surfaces
 off, which changes no score). Per patient: reference and predicted total, category (0, 1-10, 11-100,
@@ -151,11 +152,16 @@ def predicted_per_artery(findings, method: str) -> dict[str, float] | None:
     return None
 
 
-def run_patient(folder: Path, patient: str, scores: dict, method: str, weights, device: str) -> dict:
-    """Read one patient and run `method` on it through the platform; a refusal is recorded, never scored 0."""
+def run_patient(
+    folder: Path, patient: str, scores: dict, method: str, weights, device: str, heart_region: bool = False
+) -> dict:
+    """Read one patient and run `method` on it through the platform; a refusal is recorded, never scored 0.
+
+    With `heart_region`, the method runs inside the heart region found from anatomy (as `--region` would)."""
     from LesionDetectLib.app.run import run_detector
     from LesionDetectLib.detection.progress import Progress
     from LesionDetectLib.detection.registry import get_detector
+    from LesionDetectLib.detectors.calcium.heart_region import find_heart_region
     from LesionDetectLib.detectors.calcium.options import CalciumParams
 
     started = time.perf_counter()
@@ -170,7 +176,7 @@ def run_patient(folder: Path, patient: str, scores: dict, method: str, weights, 
         findings = run_detector(
             get_detector("calcium"),
             volume,
-            CalciumParams(surfaces=False),
+            CalciumParams(surfaces=False, region=find_heart_region(volume).mask if heart_region else None),
             method,
             Progress("none"),
             device=device,
@@ -193,18 +199,25 @@ def run_patient(folder: Path, patient: str, scores: dict, method: str, weights, 
 
 
 def evaluate_nongated(
-    root, method: str, out: Path, *, weights=None, device: str = "auto", patients: list[str] | None = None
+    root,
+    method: str,
+    out: Path,
+    *,
+    weights=None,
+    device: str = "auto",
+    patients: list[str] | None = None,
+    heart_region: bool = False,
 ) -> dict:
     """Run `method` on every non-gated patient under `root`; write metrics.json and totals.png into `out`."""
     folder = nongated_folder(root)
     scores = read_nongated_scores(folder / NONGATED_SCORES)
     records = []
     for patient in patients or nongated_patient_ids(folder):
-        record = run_patient(folder, patient, scores, method, weights, device)
+        record = run_patient(folder, patient, scores, method, weights, device, heart_region)
         records.append(record)
         print(patient_line(record), flush=True)
     summary = summarise_real(records)
-    summary["method"] = method
+    summary["method"] = method + (" in the heart region" if heart_region else "")
     summary["weights"] = None if weights is None else str(weights)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -302,13 +315,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", type=Path, help="model manifest for the deep method (default: the installed one)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (as the CLI's --device)")
     parser.add_argument("--patients", nargs="+", help="patient folders to run (default: all)")
+    parser.add_argument(
+        "--heart-region", action="store_true", help="run inside the heart region found from anatomy (as --region)"
+    )
 
 
 def run_from_arguments(args, parser: argparse.ArgumentParser) -> int:
     if args.weights is not None and args.method != "deep":
         parser.error(f"--weights is for the deep method; the {args.method} method takes none.")
     summary = evaluate_nongated(
-        args.nongated, args.method, args.out, weights=args.weights, device=args.device, patients=args.patients
+        args.nongated,
+        args.method,
+        args.out,
+        weights=args.weights,
+        device=args.device,
+        patients=args.patients,
+        heart_region=args.heart_region,
     )
     print("\n".join(summary_lines(summary)))
     print(f"wrote {args.out / 'metrics.json'} and {args.out / 'totals.png'}")

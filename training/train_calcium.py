@@ -1,4 +1,4 @@
-"""Train the calcium deep model: fit the ACF proposer, build crops, train the SSD, write the safetensors bundle.
+"""Train the calcium deep model: fit the ACF trees (heatmap), build crops, train the SSD, write the safetensors bundle.
 
     python training/train_calcium.py --config training/configs/calcium_small.yaml --out runs/calcium_small
     python training/train_calcium.py ... --resume          # continue from runs/.../checkpoint.pt
@@ -46,11 +46,8 @@ def labelled_volumes(data: dict, split: str):
             yield case.volume, case.labels
 
 
-def build_crops(config: dict, cases, trees, threshold: float, shrink: int, rng) -> CropSet:
-    sets = [
-        crops_from_volume(volume, labels, rng, trees, threshold, shrink, **config["crops"]) for volume, labels in cases
-    ]
-    return CropSet.concatenate(sets)
+def build_crops(config: dict, cases, rng) -> CropSet:
+    return CropSet.concatenate([crops_from_volume(volume, labels, rng, **config["crops"]) for volume, labels in cases])
 
 
 def targets_of(crop_set: CropSet, indices) -> list[dict]:
@@ -137,10 +134,10 @@ def main(argv=None) -> int:
     trees, threshold, acf_stats = fit_acf(acf_cases, **config.get("acf", {}))
     shrink = acf_stats.get("shrink", 4)
     log.write(json.dumps({"stage": "acf", "seconds": time.perf_counter() - started, **_jsonable(acf_stats)}) + "\n")
-    train_set = build_crops(config, train_cases, trees, threshold, shrink, rng)
+    train_set = build_crops(config, train_cases, rng)
     del train_cases
     val_cases = labelled_volumes(config["data"], "val")
-    val_set = build_crops(config, val_cases, trees, threshold, shrink, np.random.default_rng(seed + 1))
+    val_set = build_crops(config, val_cases, np.random.default_rng(seed + 1))
     log.write(json.dumps({"stage": "crops", "train": len(train_set), "val": len(val_set)}) + "\n")
     log.flush()
 

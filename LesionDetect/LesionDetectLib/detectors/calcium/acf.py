@@ -14,15 +14,13 @@ import numpy as np
 from scipy import ndimage
 
 from LesionDetectLib.detectors.calcium.acf_channels import DEFAULT_SHRINK, block_features
+from LesionDetectLib.detectors.calcium.candidate_windows import CONTEXT_MM, EIGHT_CONNECTED, WINDOW_MM, group_windows
 from LesionDetectLib.errors import LesionDetectError
 from LesionDetectLib.io.volume import Volume
 
 __all__ = ["BoostedTrees", "Candidate", "block_features", "load_acf", "propose", "score_map", "windows_from_scores"]
 
 ACF_FORMAT = "lesiondetect-acf"  # safetensors metadata "format" of a saved model
-WINDOW_MM = (8.0, 40.0)
-CONTEXT_MM = 4.0  # added to twice a group's extent
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 SCORE_CHUNK = 1 << 20  # (samples × trees) evaluated at a time
 
 
@@ -156,39 +154,8 @@ def windows_from_scores(
     above = (scores >= threshold) & (scores > 0)  # unscored blocks never make a window
     candidates = []
     for k in np.flatnonzero(above.any(axis=(1, 2))):
-        candidates += _slice_windows(int(k), scores[k], above[k], shrink, limits_px, CONTEXT_MM / pixel_mm)
+        groups, count = ndimage.label(above[k], structure=EIGHT_CONNECTED)
+        for center, side, label, core in group_windows(groups, count, shrink, limits_px, CONTEXT_MM / pixel_mm):
+            peak = float(scores[k][core][groups[core] == label].max())
+            candidates.append(Candidate(int(k), (float(center[0]), float(center[1])), float(side), peak))
     return candidates
-
-
-def _slice_windows(k: int, scores: np.ndarray, above: np.ndarray, shrink: int, limits_px, context_px: float):
-    """Windows of one slice's groups of blocks above the threshold."""
-    groups, count = ndimage.label(above, structure=EIGHT_CONNECTED)
-    boxes = np.array([[(s.start, s.stop) for s in box] for box in ndimage.find_objects(groups)]) * shrink  # (n,2,2)
-    peaks = np.asarray(ndimage.maximum(scores, groups, np.arange(1, count + 1)), dtype=float)
-    extents = (boxes[:, :, 1] - boxes[:, :, 0]).max(axis=1)
-    sides = np.clip(2 * extents + context_px, *limits_px)
-    centers = boxes.mean(axis=2)
-    fits = 2 * extents + context_px <= limits_px[1]
-    windows = [
-        Candidate(k, (float(center[0]), float(center[1])), float(side), float(peak))
-        for center, side, peak in zip(centers[fits], sides[fits], peaks[fits])
-    ]
-    for label in np.flatnonzero(~fits) + 1:
-        windows += _tiles(k, scores, groups == label, boxes[label - 1], shrink, limits_px[1])
-    return windows
-
-
-def _tiles(k: int, scores: np.ndarray, group: np.ndarray, box: np.ndarray, shrink: int, side_px: float):
-    """Largest windows whose central halves tile a large group's box; only tiles over the group's blocks."""
-    extent = box[:, 1] - box[:, 0]
-    counts = np.ceil(extent / (side_px / 2)).astype(int)
-    tiles = []
-    for tile in np.ndindex(*counts):
-        low = box[:, 0] + extent * np.array(tile) / counts
-        high = box[:, 0] + extent * (np.array(tile) + 1) / counts
-        core = tuple(slice(int(a // shrink), int(np.ceil(b / shrink))) for a, b in zip(low, high))
-        if group[core].any():
-            center = (low + high) / 2
-            peak = float(scores[core][group[core]].max())
-            tiles.append(Candidate(k, (float(center[0]), float(center[1])), float(side_px), peak))
-    return tiles

@@ -26,6 +26,12 @@ class Candidates:
     kept: list[Component]
     excluded: list[tuple[Component, str]]  # with the reason
 
+    def kept_mask(self) -> np.ndarray:
+        """bool (k, j, i): the voxels of the kept components."""
+        kept = np.zeros(int(self.labels.max()) + 1, dtype=bool)
+        kept[[c.label for c in self.kept]] = True
+        return kept[self.labels]
+
 
 def find_candidates(volume: Volume, threshold_hu: float, rules: BoneRules) -> Candidates:
     """Label voxels ≥ threshold over the whole field of view and set aside bone-like components.

@@ -1,9 +1,15 @@
-"""Coronary calcium, deep path: heart region → ACF candidate windows → SSD on 2.5D crops → 3D lesions.
+"""Coronary calcium, deep path: heart region → a window on every calcium piece → SSD on 2.5D crops → 3D lesions.
+
+Every ≥ 130 HU piece of ≥ 1 mm² on a slice inside the heart region is looked at by the network
+(`candidate_windows`), so no stage before the SSD can drop a lesion. The ACF trees no longer prune:
+their real-scan recall cannot be measured on the data the project may use, and on real gated scans
+their synthetic-tuned threshold kept one window of fifteen lesions. They score the heatmap's
+background, and the summary counts the windows ACF would have kept (what it would save).
 
 The SSD's boxes (classes LM, LAD, LCX, RCA, other) decide which ≥ 130 HU components are coronary
 calcium; those are scored by the same Agatston/volume/mass and surface code as the classical path,
 everything else bright is listed as excluded with the reason. The heatmap holds the detector's
-coronary confidence where it looked and the ACF candidate score elsewhere, in percent.
+coronary confidence where it looked and the ACF block score elsewhere, in percent.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from LesionDetectLib.detection.findings import Findings
-from LesionDetectLib.detectors.calcium.acf import propose
+from LesionDetectLib.detectors.calcium.acf import score_map
+from LesionDetectLib.detectors.calcium.candidate_windows import piece_windows
 from LesionDetectLib.detectors.calcium.candidates import Candidates, find_candidates
 from LesionDetectLib.detectors.calcium.classical import (
     CalciumParams,
@@ -49,38 +56,49 @@ class SliceDetection:
 
 @dataclass
 class DeepStages:
-    """What the deep path saw and found before lesions are built: region, ACF windows and map, SSD boxes."""
+    """What the deep path saw and found before lesions are built: region, windows, ACF map, SSD boxes."""
 
     heart: object  # heart_region.HeartRegion; None when the user gave the region
     region: np.ndarray  # bool (k, j, i): the heart region, or the region the user gave
+    components: Candidates  # ≥ threshold components, bone set aside
     windows: list[Window]
     acf_map: np.ndarray
+    acf_kept: int  # windows holding a block at or above the ACF threshold: what ACF pruning would keep
     detections: list[SliceDetection]
     timings: dict
 
 
-def run_stages(volume: Volume, model: CalciumModel, region: np.ndarray | None, device: str, report) -> DeepStages:
-    """Heart region (unless `region` is given), ACF windows, and the SSD's boxes on them."""
+def run_stages(volume: Volume, model: CalciumModel, params: CalciumParams, device: str, report) -> DeepStages:
+    """Heart region (unless the params give one), components, piece windows, ACF map, the SSD's boxes."""
     timings, started = {}, time.perf_counter()
-    heart = None
+    heart, region = None, params.region
     if region is None:
         report("region", 0.02, "Finding the heart region")
         heart = find_heart_region(volume)
         region = heart.mask
         timings["heart_region_s"] = time.perf_counter() - started
     region = region.astype(bool)
-    report("candidates", 0.1, "Proposing candidate windows (ACF)")
+    report("candidates", 0.1, "Finding every calcium piece (≥ 130 HU, ≥ 1 mm²) in the region")
     stage = time.perf_counter()
-    candidates, acf_map = propose(
-        volume, model.acf, region=region, threshold=model.acf_threshold, shrink=model.acf_shrink
-    )
-    windows = [Window(c.k, tuple(c.center_ji), float(c.side_px)) for c in candidates]
+    components = find_candidates(volume, params.threshold_hu, params.bone)
+    windows = piece_windows(components.kept_mask() & region, float(np.mean(volume.spacing[:2])))
+    timings["candidates_s"] = time.perf_counter() - stage
+    stage = time.perf_counter()
+    acf_map = score_map(volume, model.acf, region, model.acf_shrink)
+    acf_kept = sum(window_peak(acf_map, model.acf_shrink, w) >= model.acf_threshold for w in windows)
     timings["acf_s"] = time.perf_counter() - stage
     report("network", 0.2, f"Running the detector on {len(windows)} candidate windows")
     stage = time.perf_counter()
     detections = run_network(model, volume, windows, heart_frame(region), device)
     timings["network_s"] = time.perf_counter() - stage
-    return DeepStages(heart, region, windows, acf_map, detections, timings)
+    return DeepStages(heart, region, components, windows, acf_map, int(acf_kept), detections, timings)
+
+
+def window_peak(acf_map: np.ndarray, shrink: int, window: Window) -> float:
+    """The highest ACF block score inside a window."""
+    j0, i0, j1, i1 = _pixel_range(window.box_ji(), *(np.array(acf_map.shape[1:]) * shrink))
+    blocks = acf_map[window.k, j0 // shrink : -(-j1 // shrink), i0 // shrink : -(-i1 // shrink)]
+    return float(blocks.max()) if blocks.size else 0.0
 
 
 def detect_calcium_deep(
@@ -95,7 +113,7 @@ def detect_calcium_deep(
     report = progress or (lambda stage, fraction, message: None)
     started = time.perf_counter()
     check_input(volume, params.region)
-    stages = run_stages(volume, model, params.region, device, report)
+    stages = run_stages(volume, model, params, device, report)
     return findings_from_stages(volume, model, params, stages, device, report, started)
 
 
@@ -105,7 +123,7 @@ def findings_from_stages(
     """Coronary lesions (scored, with surfaces), exclusions with reasons, heatmap and region."""
     timings = dict(stages.timings)
     stage = time.perf_counter()
-    components = find_candidates(volume, params.threshold_hu, params.bone)
+    components = stages.components
     labelled, excluded = classify_components(components, stages.detections, stages.region)
     lesions = score_components(
         volume,
@@ -125,6 +143,7 @@ def findings_from_stages(
     summary["candidates"] = {
         "windows": len(stages.windows),
         "slices_with_windows": len({w.k for w in stages.windows}),
+        "acf_would_keep": stages.acf_kept,
     }
     return Findings(
         detector="calcium",

@@ -4,7 +4,9 @@ Works on a coarse grid (≈ 2.5 mm) in a canonical frame (slices, anterior → p
 the mask. Lungs are large air components of parenchymal density, so a small gated field of view that cuts
 the lungs at its edge needs no outside-body air, and outside air, trachea and bowel gas (pure air,
 ≈ −1000 HU) are not taken for lungs. Per slice, the convex hull of the lungs minus the lungs, minus the
-vertebral body and everything behind its anterior edge, opened to shed lung vessels: its largest component,
+vertebral body and everything behind its anterior edge, on slices whose lungs are at least a quarter of
+the largest slice's (a chest CT's abdomen and neck drop out), opened to shed lung vessels, without voxels that
+have no lung on one side along their row (chest wall outside the lungs): its largest component,
 holes filled, dilated by `margin_mm`, without bone that the field of view cuts (ribs). Without lungs it falls
 back to the whole body with `found=False`.
 """
@@ -35,6 +37,7 @@ SPINE_FRONT_MARGIN_MM = 4.0  # the band starts this far in front of the coarse g
 SPINE_CENTRAL_MM = 10.0  # the vertebral front is read this close to the body's centre column
 VERTEBRAL_DEPTH_MM = 35.0  # the vertebral width is read this far behind its front
 MIN_REGION_ML = 30.0
+MIN_LUNG_FRACTION = 0.25  # slices with a smaller share of the largest slice's lungs: above or below the heart
 OPENING_MM = 4.0  # in-plane opening radius: lung vessels and slivers thinner than twice this are shed
 SLICE_ONLY = np.zeros((3, 3, 3), dtype=bool)  # in-plane 4-connectivity for 3D calls that act slice by slice
 SLICE_ONLY[1] = ndimage.generate_binary_structure(2, 1)
@@ -164,12 +167,25 @@ def _lung_hull(lungs: np.ndarray, spacing: np.ndarray) -> np.ndarray:
 def _mediastinum(hu, measured, lungs, hull, band, spacing) -> np.ndarray:
     """Non-air voxels in the lungs' hull and outside the spine band, opened to shed lung vessels and chest
     wall slivers: the largest component, holes filled (air in the trachea or oesophagus), lungs left out."""
-    region = hull & (hu >= AIR_HU) & measured & ~band
-    region = _open_in_plane(region, OPENING_MM / spacing[1:])
+    region = hull & (hu >= AIR_HU) & measured & ~band & _thoracic_slices(lungs)[:, None, None]
+    region = _open_in_plane(_between_lungs(region, lungs), OPENING_MM / spacing[1:])
     if not region.any():
         return region
     region = cc3d.largest_k(region, k=1, connectivity=6) > 0
     return _fill_holes_in_plane(region) & ~lungs
+
+
+def _between_lungs(region: np.ndarray, lungs: np.ndarray) -> np.ndarray:
+    """The voxels of `region` with lung on both sides along their row (not the chest wall outside the lungs)."""
+    left = np.maximum.accumulate(lungs, axis=2)
+    right = np.maximum.accumulate(lungs[:, :, ::-1], axis=2)[:, :, ::-1]
+    return region & left & right
+
+
+def _thoracic_slices(lungs: np.ndarray) -> np.ndarray:
+    """bool per slice: lungs at least MIN_LUNG_FRACTION of the largest slice's (a chest CT's belly and neck drop)."""
+    area = lungs.sum(axis=(1, 2))
+    return area >= MIN_LUNG_FRACTION * area.max()
 
 
 def _open_in_plane(mask: np.ndarray, radius_px: np.ndarray) -> np.ndarray:
