@@ -225,17 +225,18 @@ def merge_overlapping(detections: list[SliceDetection], iou_threshold: float = 0
 
 def classify_components(components: Candidates, detections: list[SliceDetection], region: np.ndarray):
     """(component, score, artery) for coronary components; (component, reason) for the others."""
-    by_slice: dict[int, list[SliceDetection]] = {}
-    for detection in detections:
-        by_slice.setdefault(detection.k, []).append(detection)
+    by_slice = _detections_by_slice(detections)
     labelled, excluded = [], []
+    in_region = np.zeros(int(components.labels.max()) + 1, dtype=bool)
+    in_region[components.labels[region]] = True  # one pass: a noisy chest CT has tens of thousands of components
+    in_region[0] = False
     for component in components.kept:
+        if not in_region[component.label]:
+            excluded.append((component, "outside the heart region"))
+            continue
         lo, hi = component.box_ijk
         crop = (slice(lo[2], hi[2] + 1), slice(lo[1], hi[1] + 1), slice(lo[0], hi[0] + 1))
         voxels = (components.labels[crop] == component.label) & region[crop]
-        if not voxels.any():
-            excluded.append((component, "outside the heart region"))
-            continue
         best = _best_detections(voxels, lo, by_slice)
         coronary = max((best[c] for c in range(1, OTHER_CLASS)), default=0.0)
         if coronary >= CORONARY_THRESHOLD and coronary >= best[OTHER_CLASS]:
@@ -248,16 +249,33 @@ def classify_components(components: Candidates, detections: list[SliceDetection]
     return labelled, excluded
 
 
+def _detections_by_slice(detections: list[SliceDetection]) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per slice: the boxes (n, 4), labels (n,) and scores (n,) of its detections, as arrays."""
+    grouped: dict[int, list[SliceDetection]] = {}
+    for detection in detections:
+        grouped.setdefault(detection.k, []).append(detection)
+    return {
+        k: (
+            np.stack([d.box_ji for d in found]),
+            np.array([d.label for d in found]),
+            np.array([d.score for d in found]),
+        )
+        for k, found in grouped.items()
+    }
+
+
 def _best_detections(voxels_kji: np.ndarray, lo_ijk: np.ndarray, by_slice: dict) -> np.ndarray:
     """Highest score per class among boxes that cover at least one of the component's voxels."""
     best = np.zeros(len(DETECTOR_CLASSES))
     for dk in np.flatnonzero(voxels_kji.any(axis=(1, 2))):
+        if int(lo_ijk[2] + dk) not in by_slice:
+            continue
+        boxes, labels, scores = by_slice[int(lo_ijk[2] + dk)]
         rows, cols = np.nonzero(voxels_kji[dk])
         rows, cols = rows + lo_ijk[1] + 0.5, cols + lo_ijk[0] + 0.5  # pixel centres
-        for detection in by_slice.get(int(lo_ijk[2] + dk), ()):
-            j0, i0, j1, i1 = detection.box_ji
-            if np.any((rows >= j0) & (rows <= j1) & (cols >= i0) & (cols <= i1)):
-                best[detection.label] = max(best[detection.label], detection.score)
+        j0, i0, j1, i1 = (boxes[:, n, None] for n in range(4))
+        covers = ((rows >= j0) & (rows <= j1) & (cols >= i0) & (cols <= i1)).any(axis=1)
+        np.maximum.at(best, labels[covers], scores[covers])
     return best
 
 
