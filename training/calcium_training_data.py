@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from LesionDetectLib.detectors.calcium.candidate_windows import WINDOW_MM, piece_windows
+from LesionDetectLib.detectors.calcium.candidate_windows import EIGHT_CONNECTED, WINDOW_MM, piece_windows
 from LesionDetectLib.detectors.calcium.candidates import find_candidates
 from LesionDetectLib.detectors.calcium.crops import CROP_PX, Window, heart_frame, make_crops, to_crop_pixels
 from LesionDetectLib.detectors.calcium.heart_region import find_heart_region
@@ -24,7 +24,6 @@ from LesionDetectLib.detectors.calcium.options import CalciumParams
 from LesionDetectLib.io.volume import Volume
 
 MIN_VISIBLE_FRACTION = 0.5
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 @dataclass
@@ -55,7 +54,7 @@ def slice_objects(labels_kji: np.ndarray, k: int) -> list[tuple[np.ndarray, int]
     for code in np.unique(labels_kji[k]):
         if code == 0:
             continue
-        pieces, count = ndimage.label(labels_kji[k] == code, structure=_EIGHT_CONNECTED)
+        pieces, count = ndimage.label(labels_kji[k] == code, structure=EIGHT_CONNECTED)
         for found in ndimage.find_objects(pieces):
             rows, cols = found
             objects.append((np.array([rows.start, cols.start, rows.stop, cols.stop], dtype=float), int(code)))

@@ -1,4 +1,4 @@
-"""ACF candidate proposals: boosted trees score aggregate-channel blocks; high-scoring groups become windows.
+"""ACF: boosted trees score aggregate-channel blocks; high-scoring groups become windows (`windows_from_scores`).
 
 The trees are plain arrays (no scikit-learn, no pickle) evaluated in vectorised numpy; they are trained
 by `training/train_acf.py` and stored in safetensors with the threshold and block size in the metadata.
@@ -18,7 +18,7 @@ from LesionDetectLib.detectors.calcium.candidate_windows import CONTEXT_MM, EIGH
 from LesionDetectLib.errors import LesionDetectError
 from LesionDetectLib.io.volume import Volume
 
-__all__ = ["BoostedTrees", "Candidate", "block_features", "load_acf", "propose", "score_map", "windows_from_scores"]
+__all__ = ["BoostedTrees", "Candidate", "block_features", "load_acf", "score_map", "windows_from_scores"]
 
 ACF_FORMAT = "lesiondetect-acf"  # safetensors metadata "format" of a saved model
 SCORE_CHUNK = 1 << 20  # (samples × trees) evaluated at a time
@@ -123,19 +123,6 @@ def score_map(
         if len(blocks):
             scores[k, blocks[:, 0], blocks[:, 1]] = trees.score(features)
     return scores
-
-
-def propose(
-    volume: Volume,
-    trees: BoostedTrees,
-    region: np.ndarray | None = None,
-    threshold: float = 0.5,
-    window_mm: tuple[float, float] = WINDOW_MM,
-    shrink: int = DEFAULT_SHRINK,
-) -> tuple[list[Candidate], np.ndarray]:
-    """Candidate windows (see `windows_from_scores`) and the score map of `volume`."""
-    scores = score_map(volume, trees, region, shrink)
-    return windows_from_scores(scores, threshold, float(np.mean(volume.spacing[:2])), shrink, window_mm), scores
 
 
 def windows_from_scores(

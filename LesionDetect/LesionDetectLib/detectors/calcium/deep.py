@@ -268,9 +268,10 @@ def _best_detections(voxels_kji: np.ndarray, lo_ijk: np.ndarray, by_slice: dict)
     """Highest score per class among boxes that cover at least one of the component's voxels."""
     best = np.zeros(len(DETECTOR_CLASSES))
     for dk in np.flatnonzero(voxels_kji.any(axis=(1, 2))):
-        if int(lo_ijk[2] + dk) not in by_slice:
+        k = int(lo_ijk[2] + dk)
+        if k not in by_slice:
             continue
-        boxes, labels, scores = by_slice[int(lo_ijk[2] + dk)]
+        boxes, labels, scores = by_slice[k]
         rows, cols = np.nonzero(voxels_kji[dk])
         rows, cols = rows + lo_ijk[1] + 0.5, cols + lo_ijk[0] + 0.5  # pixel centres
         j0, i0, j1, i1 = (boxes[:, n, None] for n in range(4))
