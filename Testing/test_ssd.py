@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from monai.data.box_utils import box_iou
+from monai.data.box_utils import batched_nms, box_iou
 
 from LesionDetectLib.nets.clipped_resnet import ClippedResNet50
 from LesionDetectLib.nets.ssd import (
@@ -15,6 +15,7 @@ from LesionDetectLib.nets.ssd import (
     decode,
     default_box_scales,
     default_boxes,
+    nms_iou,
 )
 from LesionDetectLib.nets.ssd_loss import match_anchors, ssd_loss
 
@@ -149,6 +150,21 @@ def test_decode_scores_labels_and_clips_to_the_crop():
     assert decode(model.anchors, logits, torch.zeros(1, len(model.anchors), 4), image_size=64)[0][
         "labels"
     ].tolist() == [3]
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_nms_overlap_is_monais_iou_and_keeps_the_same_boxes(dims):
+    generator = torch.Generator().manual_seed(dims)
+    corners = torch.rand(300, dims, generator=generator) * (60 if dims == 2 else 12)  # many overlaps in both
+    boxes = torch.cat([corners, corners + 1 + torch.rand(300, dims, generator=generator) * 20], dim=1)
+    boxes[7] = boxes[3]  # identical boxes and a touching pair
+    boxes[8, :dims], boxes[8, dims:] = boxes[3, dims:], boxes[3, dims:] + 2
+    torch.testing.assert_close(nms_iou(boxes, boxes[:40]), box_iou(boxes, boxes[:40]), rtol=1e-5, atol=1e-6)
+    scores = torch.rand(300, generator=generator)
+    labels = torch.randint(0, 3, (300,), generator=generator)
+    kept = batched_nms(boxes, scores, labels, 0.45, box_overlap_metric=nms_iou)
+    assert 10 < len(kept) < 300
+    assert kept.tolist() == batched_nms(boxes, scores, labels, 0.45).tolist()
 
 
 def test_backbone_parameter_counts():

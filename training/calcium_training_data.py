@@ -1,7 +1,7 @@
 """Training crops for the calcium SSD: the inference path's own windows plus windows around every labelled object.
 
 Each labelled volume gives (a) the piece windows the detector will see at inference
-(`candidate_windows.piece_windows`: every ≥ 130 HU piece of ≥ 1 mm² of a non-bone component in the heart
+(`candidate_windows.component_windows`: every ≥ 130 HU piece of ≥ 1 mm² of a non-bone component in the heart
 region), (b) windows jittered in position and size around every labelled calcified object
 on every slice, so rarely proposed objects are learned too. Targets are the 2D boxes of labelled
 structures on the crop's slice in the detector's classes (background, LM, LAD, LCX, RCA, other).
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from LesionDetectLib.detectors.calcium.candidate_windows import EIGHT_CONNECTED, WINDOW_MM, piece_windows
+from LesionDetectLib.detectors.calcium.candidate_windows import EIGHT_CONNECTED, WINDOW_MM, component_windows
 from LesionDetectLib.detectors.calcium.candidates import find_candidates
 from LesionDetectLib.detectors.calcium.crops import CROP_PX, Window, heart_frame, make_crops, to_crop_pixels
 from LesionDetectLib.detectors.calcium.heart_region import find_heart_region
@@ -108,8 +108,7 @@ def crops_from_volume(
     frame = heart_frame(region)
     pixel_mm = float(volume.spacing[:2].mean())
     params = CalciumParams()
-    calcium = find_candidates(volume, params.threshold_hu, params.bone).kept_mask() & region
-    windows = piece_windows(calcium, pixel_mm)
+    windows = component_windows(find_candidates(volume, params.threshold_hu, params.bone), region, volume.spacing)
     if len(windows) > max_candidate_windows:
         windows = [windows[n] for n in rng.choice(len(windows), max_candidate_windows, replace=False)]
     from_candidates = [True] * len(windows)

@@ -159,7 +159,11 @@ def decode(
     else:
         anchors = model_or_anchors
     selector = BoxSelector(
-        apply_sigmoid=False, score_thresh=score_threshold, nms_thresh=iou_threshold, detections_per_img=max_detections
+        apply_sigmoid=False,
+        score_thresh=score_threshold,
+        nms_thresh=iou_threshold,
+        detections_per_img=max_detections,
+        box_overlap_metric=nms_iou,
     )
     scores = class_logits.float().softmax(dim=-1)[..., 1:]
     detections = []
@@ -168,3 +172,19 @@ def decode(
         kept, kept_scores, labels = selector.select_boxes_per_image([boxes], [crop_scores], (image_size, image_size))
         detections.append({"boxes": kept, "scores": kept_scores, "labels": labels + 1})
     return detections
+
+
+def nms_iou(boxes: Tensor, others: Tensor) -> Tensor:
+    """IoU (N, M) of corner boxes, as MONAI's `box_iou` gives it, for MONAI's NMS loop.
+
+    MONAI's NMS calls its overlap metric once per kept box; `box_iou` validates both inputs on every call
+    (≈0.4 ms), which made NMS most of a detector's time on a real scan; NMS hands it valid boxes.
+    """
+    dims = boxes.shape[-1] // 2
+    low = torch.maximum(boxes[:, None, :dims], others[None, :, :dims])
+    high = torch.minimum(boxes[:, None, dims:], others[None, :, dims:])
+    intersection = (high - low).clamp_min(0).prod(dim=-1)
+    area = (boxes[:, dims:] - boxes[:, :dims]).prod(dim=-1)
+    other_area = (others[:, dims:] - others[:, :dims]).prod(dim=-1)
+    union = area[:, None] + other_area[None, :] - intersection
+    return intersection / union.clamp_min(torch.finfo(union.dtype).eps)

@@ -23,6 +23,11 @@ GROUP_MM = 2.0  # pieces closer than this share a window
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
+def component_windows(components, region_kji: np.ndarray, spacing_mm) -> list[Window]:
+    """The deep path's windows (inference and training alike): the pieces of the candidate components in the region."""
+    return piece_windows(components.kept_mask() & region_kji, float(np.mean(spacing_mm[:2])))
+
+
 def piece_windows(calcium_kji: np.ndarray, pixel_mm: float, min_area_mm2: float = MIN_PIECE_MM2) -> list[Window]:
     """Windows covering every piece of ≥ `min_area_mm2` of `calcium_kji` (bool: candidate calcium voxels)."""
     limits_px = np.asarray(WINDOW_MM) / pixel_mm
