@@ -6,7 +6,6 @@ and the ACF settings; loading refuses a file whose hash or tensor shapes differ,
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,12 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from LesionDetectLib.detection.input_range import InputRange
-from LesionDetectLib.errors import LesionDetectError
-
-MODELS_DIR = next(  # wheel: LesionDetectLib/Resources/Models; source tree and Slicer: LesionDetect/Resources/Models
-    (d for d in (Path(__file__).resolve().parents[i] / "Resources" / "Models" for i in (2, 3)) if d.is_dir()),
-    Path(__file__).resolve().parents[3] / "Resources" / "Models",
+from LesionDetectLib.detection.weights import (
+    MODELS_DIR,
+    check_shapes,
+    checked_weights_path,
+    config_arguments,
+    file_sha256,
+    read_manifest,
 )
+
 DEFAULT_MANIFEST = MODELS_DIR / "calcium_deep.json"
 
 
@@ -44,14 +46,6 @@ class CalciumModel:
         return InputRange.from_manifest(self.manifest)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def deep_model_available(manifest_path: Path = DEFAULT_MANIFEST) -> bool:
     """Whether shipped weights are present (the deep method is the default only then)."""
     return manifest_path.is_file()
@@ -64,21 +58,18 @@ def load_calcium_model(manifest_path: Path = DEFAULT_MANIFEST, weights_path: Pat
     from LesionDetectLib.detectors.calcium.acf import BoostedTrees
     from LesionDetectLib.nets.ssd import ResNetSSD, SSDConfig
 
-    manifest = _read_manifest(manifest_path)
-    weights_path = Path(weights_path or manifest_path.parent / manifest["weights"])
-    if not weights_path.is_file():
-        raise LesionDetectError(f"The calcium model weights '{weights_path}' are missing.")
-    sha256 = file_sha256(weights_path)
-    if sha256 != manifest["sha256"]:
-        raise LesionDetectError(
-            f"'{weights_path}' is not the calcium model's weights file: its sha256 is {sha256}, the manifest "
-            f"'{manifest_path.name}' expects {manifest['sha256']}."
-        )
+    manifest = read_manifest(
+        manifest_path,
+        {"version", "weights", "sha256", "ssd_config", "acf"},
+        "calcium deep model",
+        "train one with training/train_calcium.py, or use --method classical",
+    )
+    weights_path, sha256 = checked_weights_path(manifest_path, manifest, "calcium model", weights_path)
     tensors = load_file(str(weights_path))
-    model = ResNetSSD(SSDConfig(**_config_arguments(manifest["ssd_config"])))
+    model = ResNetSSD(SSDConfig(**config_arguments(manifest["ssd_config"])))
     expected = model.state_dict()
     ssd_tensors = {name[4:]: value for name, value in tensors.items() if name.startswith("ssd.")}
-    _check_shapes(weights_path, expected, ssd_tensors)
+    check_shapes(weights_path, expected, ssd_tensors, "calcium network")
     model.load_state_dict({name: value.to(expected[name].dtype) for name, value in ssd_tensors.items()})
     model.eval()
     acf_arrays = {name[4:]: value.numpy() for name, value in tensors.items() if name.startswith("acf.")}
@@ -119,38 +110,3 @@ def save_calcium_model(ssd, trees, acf_threshold: float, acf_shrink: int, folder
     manifest_path = folder / "calcium_deep.json"
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest_path
-
-
-def _read_manifest(path: Path) -> dict:
-    try:
-        manifest = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise LesionDetectError(
-            f"No calcium deep model at '{path}': train one with training/train_calcium.py, or use --method classical."
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise LesionDetectError(f"The calcium model manifest '{path}' is not valid JSON ({error}).") from None
-    missing = {"version", "weights", "sha256", "ssd_config", "acf"} - set(manifest)
-    if missing:
-        raise LesionDetectError(f"The calcium model manifest '{path}' lacks {', '.join(sorted(missing))}.")
-    return manifest
-
-
-def _config_arguments(config: dict) -> dict:
-    """JSON lists back to the tuples the configuration holds."""
-    return {name: tuple(value) if isinstance(value, list) else value for name, value in config.items()}
-
-
-def _check_shapes(path: Path, expected: dict, found: dict) -> None:
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    wrong = sorted(
-        name for name in set(expected) & set(found) if tuple(expected[name].shape) != tuple(found[name].shape)
-    )
-    if missing or unexpected or wrong:
-        details = "; ".join(
-            f"{label}: {', '.join(names[:3])}{' …' if len(names) > 3 else ''}"
-            for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-            if names
-        )
-        raise LesionDetectError(f"'{path}' does not fit the calcium network ({details}).")
