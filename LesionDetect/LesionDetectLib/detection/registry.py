@@ -1,5 +1,7 @@
 """The detector registry: every `Detector` subclass in `detectors/<id>/detector.py`, found by walking the package.
 
+A detector folder without a `detector.py` (one whose parts are being built) is not a detector yet.
+
 Detectors outside the package (a plug-in, a toy detector in a test) join with `register()` in this
 process, or by naming their module in the environment variable LESIONDETECT_PLUGINS
 (comma-separated) so that a worker process started by the panel finds them too.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+from pathlib import Path
 
 from LesionDetectLib.detection.detector import Detector
 from LesionDetectLib.errors import LesionDetectError
@@ -51,7 +54,7 @@ def _discover() -> None:
     import LesionDetectLib.detectors as package
 
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda info: info.name):
-        if info.ispkg:
+        if info.ispkg and (Path(info.module_finder.path) / info.name / "detector.py").is_file():
             _register_module(f"{package.__name__}.{info.name}.detector")
     for name in filter(None, (part.strip() for part in os.environ.get(PLUGINS_VARIABLE, "").split(","))):
         _register_module(name)

@@ -1,0 +1,63 @@
+"""train_hemorrhage.py end to end on a tiny config: three stages, a bundle that loads and is checked, resume."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from train_hemorrhage import main as train_main
+
+from LesionDetectLib.detectors.hemorrhage.model import load_hemorrhage_model
+from LesionDetectLib.errors import LesionDetectError
+
+TINY = {
+    "version": "hemorrhage-tiny-test",
+    "seed": 3,
+    "input_size": 32,
+    "data": {"layout": "synthetic", "matrix": 64, "train_seeds": [2, 5], "val_seeds": [6, 8]},
+    "model": {"width": 0.125, "blocks": [1, 1, 1, 1], "reduced": 8, "lstm_hidden": 8, "lstm_layers": 3, "dropout": 0.1},
+    "cnn": {"epochs": 1, "lr": 1.0e-3, "batch": 16},
+    "lstm": {"epochs": 1, "lr": 1.0e-3},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hemorrhage")
+    config = out / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    assert train_main(["--config", str(config), "--out", str(out / "run")]) == 0
+    return config, out / "run"
+
+
+def test_training_runs_its_three_stages_and_writes_a_bundle_that_loads(trained):
+    _, run = trained
+    stages = [json.loads(line)["stage"] for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert stages == ["data", "cnn", "reduction", "lstm"]
+    model = load_hemorrhage_model(run / "model" / "hemorrhage.json")
+    assert model.version == "hemorrhage-tiny-test" and model.input_size == 32
+    manifest = json.loads((run / "model" / "hemorrhage.json").read_text())
+    assert manifest["training_data"]["generator_version"] and "slice_auc_any" in manifest["validation"]
+    assert not torch.equal(model.network.reduction.components, torch.eye(8, model.network.cnn.features))  # PCA fitted
+    with torch.no_grad():
+        logits, _ = model.network(torch.rand(1, 4, 3, 32, 32))
+    assert logits.shape == (1, 4, 6)
+
+
+def test_resume_after_the_last_stage_trains_nothing_more(trained):
+    config, run = trained
+    before = (run / "model" / "hemorrhage.safetensors").read_bytes()
+    assert train_main(["--config", str(config), "--out", str(run), "--resume"]) == 0
+    stages = [json.loads(line)["stage"] for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert stages == ["data", "cnn", "reduction", "lstm", "data"]
+    assert (run / "model" / "hemorrhage.safetensors").read_bytes() == before
+
+
+def test_a_changed_weights_file_is_refused(trained, tmp_path):
+    _, run = trained
+    for name in ("hemorrhage.json", "hemorrhage.safetensors"):
+        (tmp_path / name).write_bytes((run / "model" / name).read_bytes())
+    weights = tmp_path / "hemorrhage.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(LesionDetectError, match="is not the hemorrhage model's weights file"):
+        load_hemorrhage_model(tmp_path / "hemorrhage.json")

@@ -1,0 +1,259 @@
+"""Train the hemorrhage model in three stages: per-slice CNN, PCA reduction to 120, BiLSTM over slices.
+
+    python training/train_hemorrhage.py --config training/configs/hemorrhage_small.yaml --out runs/hemorrhage
+    python training/train_hemorrhage.py ... --resume     # continue after the last finished epoch or stage
+    python training/train_hemorrhage.py ... --install    # also copy the bundle to LesionDetect/Resources/Models
+
+1. CNN: each slice alone, its six labels, the RSNA weighted log loss ("any" × 2); Adam.
+2. Reduction: PCA (scikit-learn) of the trained CNN's features of every training slice, kept as buffers.
+3. BiLSTM: the CNN and PCA frozen, their outputs cached per scan; the sequence model and last layer learn
+   the slice labels of whole scans, slices in order.
+Seeded; one JSON line per epoch in OUT/train_log.jsonl; a checkpoint after every epoch and stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
+
+from synthetic_head_ct import GENERATOR_VERSION, make_head_case  # noqa: E402
+
+from LesionDetectLib.detectors.hemorrhage.labels import ANY, LOSS_WEIGHTS  # noqa: E402
+from LesionDetectLib.detectors.hemorrhage.model import MODELS_DIR, save_hemorrhage_model  # noqa: E402
+from LesionDetectLib.detectors.hemorrhage.preprocess import head_frame, network_input  # noqa: E402
+from LesionDetectLib.nets.multilabel_loss import weighted_log_loss  # noqa: E402
+from LesionDetectLib.nets.slice_sequence import SliceSequenceConfig, SliceSequenceNet  # noqa: E402
+
+
+def synthetic_scans(data: dict, split: str, input_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(slices (S, 3, size, size) float16, labels (S, 6) float32) per scan of a split's seeds."""
+    first, stop = data[f"{split}_seeds"]
+    scans = []
+    for seed in range(first, stop):
+        case = make_head_case(seed, matrix=data.get("matrix", 256))
+        volume = case.volume
+        slices = network_input(volume.array, head_frame(volume.array, float(volume.spacing[0])), input_size)
+        scans.append((slices.half(), torch.from_numpy(case.slice_labels).float()))
+    return scans
+
+
+def cnn_epoch(network, optimiser, scans, batch: int, rng, train: bool) -> float:
+    """One pass of the CNN over every slice (shuffled when training); mean weighted log loss."""
+    slices = torch.cat([s for s, _ in scans])
+    labels = torch.cat([lab for _, lab in scans])
+    network.cnn.train(train)
+    order = rng.permutation(len(slices)) if train else np.arange(len(slices))
+    total, steps = 0.0, 0
+    for first in range(0, len(order), batch):
+        index = order[first : first + batch]
+        if train and len(index) < 2:
+            continue
+        with torch.set_grad_enabled(train):
+            _, logits = network.cnn(slices[index].float())
+            loss = weighted_log_loss(logits, labels[index], LOSS_WEIGHTS)
+        if train:
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        total, steps = total + loss.item(), steps + 1
+    return total / max(steps, 1)
+
+
+@torch.no_grad()
+def cnn_outputs(network, scans, batch: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per scan: the CNN's features (S, F) and logits (S, 6), in eval mode."""
+    network.cnn.eval()
+    outputs = []
+    for slices, _ in scans:
+        parts = [network.cnn(slices[n : n + batch].float()) for n in range(0, len(slices), batch)]
+        outputs.append((torch.cat([f for f, _ in parts]), torch.cat([g for _, g in parts])))
+    return outputs
+
+
+def fit_reduction(network, features: torch.Tensor, seed: int) -> dict:
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=network.config.reduced, random_state=seed).fit(features.numpy())
+    network.reduction.set_pca(torch.from_numpy(pca.mean_).float(), torch.from_numpy(pca.components_).float())
+    return {"explained_variance": float(pca.explained_variance_ratio_.sum()), "vectors": int(len(features))}
+
+
+def lstm_epoch(network, optimiser, cached, scans, rng, train: bool) -> float:
+    """One pass of the sequence model over whole scans (one scan a step); mean weighted log loss."""
+    network.lstm.train(train)
+    network.dropout.train(train)
+    order = rng.permutation(len(scans)) if train else np.arange(len(scans))
+    total = 0.0
+    for n in order:
+        (features, cnn_logits), (_, labels) = cached[n], scans[n]
+        with torch.set_grad_enabled(train):
+            logits = network.sequence(network.reduction(features)[None], cnn_logits[None])[0]
+            loss = weighted_log_loss(logits, labels, LOSS_WEIGHTS)
+        if train:
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        total += loss.item()
+    return total / max(len(order), 1)
+
+
+@torch.no_grad()
+def validation_figures(network, cached, scans) -> dict:
+    """Slice-level "any" AUC and sensitivity at 0.5 of the CNN alone and of the BiLSTM; scan-level AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    network.eval()
+    truth, cnn, sequence, scan_truth, scan_score = [], [], [], [], []
+    for (features, cnn_logits), (_, labels) in zip(cached, scans):
+        logits = network.sequence(network.reduction(features)[None], cnn_logits[None])[0]
+        truth.append(labels[:, ANY].numpy())
+        cnn.append(cnn_logits[:, ANY].sigmoid().numpy())
+        sequence.append(logits[:, ANY].sigmoid().numpy())
+        scan_truth.append(float(labels[:, ANY].max()))
+        scan_score.append(float(sequence[-1].max()))
+    truth, cnn, sequence = np.concatenate(truth), np.concatenate(cnn), np.concatenate(sequence)
+
+    def auc(y, p):
+        return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None
+
+    positive = truth > 0.5
+    return {
+        "slice_auc_any": {"cnn": auc(truth, cnn), "bilstm": auc(truth, sequence)},
+        "slice_sensitivity_any_at_0.5": {
+            "cnn": float((cnn[positive] >= 0.5).mean()) if positive.any() else None,
+            "bilstm": float((sequence[positive] >= 0.5).mean()) if positive.any() else None,
+        },
+        "scan_auc_any": auc(np.array(scan_truth), np.array(scan_score)),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--install", action="store_true", help="copy the bundle into LesionDetect/Resources/Models")
+    args = parser.parse_args(argv)
+    config = yaml.safe_load(args.config.read_text())
+    seed, size = config["seed"], config["input_size"]
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = open(args.out / "train_log.jsonl", "a")
+
+    def record(entry: dict) -> None:
+        log.write(json.dumps(entry) + "\n")
+        log.flush()
+        print(json.dumps(entry), flush=True)
+
+    started = time.perf_counter()
+    train_scans = synthetic_scans(config["data"], "train", size)
+    val_scans = synthetic_scans(config["data"], "val", size)
+    slices = sum(len(s) for s, _ in train_scans)
+    record(
+        {
+            "stage": "data",
+            "train_scans": len(train_scans),
+            "train_slices": slices,
+            "seconds": time.perf_counter() - started,
+        }
+    )
+
+    network = SliceSequenceNet(
+        SliceSequenceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()})
+    )
+    checkpoint_path = args.out / "checkpoint.pt"
+    state = torch.load(checkpoint_path, weights_only=True) if args.resume and checkpoint_path.is_file() else None
+    if state is not None:
+        network.load_state_dict(state["network"])
+        rng = np.random.default_rng(state["numpy_seed"])
+        torch.set_rng_state(state["torch_rng"])
+    done = state["done"] if state else {"cnn": 0, "reduction": False, "lstm": 0}
+
+    def save() -> None:
+        torch.save(
+            {
+                "network": network.state_dict(),
+                "done": done,
+                "numpy_seed": int(rng.integers(2**31)),
+                "torch_rng": torch.get_rng_state(),
+            },
+            checkpoint_path,
+        )
+
+    cnn_config, lstm_config = config["cnn"], config["lstm"]
+    optimiser = torch.optim.Adam(network.cnn.parameters(), lr=cnn_config["lr"])
+    for epoch in range(done["cnn"], cnn_config["epochs"]):
+        epoch_started = time.perf_counter()
+        train_loss = cnn_epoch(network, optimiser, train_scans, cnn_config["batch"], rng, train=True)
+        val_loss = cnn_epoch(network, optimiser, val_scans, cnn_config["batch"], rng, train=False)
+        done["cnn"] = epoch + 1
+        save()
+        record(
+            {
+                "stage": "cnn",
+                "epoch": epoch,
+                "train": train_loss,
+                "val": val_loss,
+                "seconds": time.perf_counter() - epoch_started,
+            }
+        )
+    train_cached = cnn_outputs(network, train_scans)
+    if not done["reduction"]:
+        figures = fit_reduction(network, torch.cat([f for f, _ in train_cached]), seed)
+        done["reduction"] = True
+        save()
+        record({"stage": "reduction", **figures})
+    val_cached = cnn_outputs(network, val_scans)
+    sequence_parameters = [*network.lstm.parameters(), *network.head.parameters()]
+    optimiser = torch.optim.Adam(sequence_parameters, lr=lstm_config["lr"])
+    for epoch in range(done["lstm"], lstm_config["epochs"]):
+        epoch_started = time.perf_counter()
+        train_loss = lstm_epoch(network, optimiser, train_cached, train_scans, rng, train=True)
+        val_loss = lstm_epoch(network, optimiser, val_cached, val_scans, rng, train=False)
+        done["lstm"] = epoch + 1
+        save()
+        figures = validation_figures(network, val_cached, val_scans)
+        record(
+            {
+                "stage": "lstm",
+                "epoch": epoch,
+                "train": train_loss,
+                "val": val_loss,
+                **figures,
+                "seconds": time.perf_counter() - epoch_started,
+            }
+        )
+
+    card = {
+        "version": config["version"],
+        "architecture": "per-slice 2D ResNet (basic blocks) → PCA → 3-layer BiLSTM; CNN probabilities join at the end",
+        "training_data": {
+            "generator": "training/synthetic_head_ct.py",
+            "generator_version": GENERATOR_VERSION,
+            **config["data"],
+        },
+        "training": {"cnn": cnn_config, "lstm": lstm_config, "train_slices": slices},
+        "validation": validation_figures(network, val_cached, val_scans),
+        "seed": seed,
+    }
+    manifest = save_hemorrhage_model(network.eval(), size, args.out / "model", card)
+    if args.install:
+        for path in (manifest, manifest.parent / json.loads(manifest.read_text())["weights"]):
+            shutil.copy2(path, MODELS_DIR / path.name)
+    print(f"Model written to {manifest.parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
