@@ -97,3 +97,21 @@ def test_close_pieces_share_one_window():
 
 def test_an_empty_mask_gives_no_windows():
     assert piece_windows(np.zeros((3, 40, 40), dtype=bool), 0.5) == []
+
+
+def test_a_dense_plaque_beyond_the_classical_bone_limit_is_still_looked_at():
+    """A 2.4 mL plaque inside the region: the classical path's 1.5 mL bone limit drops it, the deep path does not."""
+    from LesionDetectLib.detectors.calcium.candidate_windows import component_windows
+    from LesionDetectLib.detectors.calcium.candidates import find_candidates
+    from LesionDetectLib.detectors.calcium.deep import deep_candidates
+    from LesionDetectLib.detectors.calcium.options import CalciumParams
+    from LesionDetectLib.io.volume import Volume
+
+    hu = np.full((10, 120, 120), 40, dtype=np.int16)
+    hu[4:7, 40:80, 40:80] = 900  # 3 slices of 2 mm × 20 mm × 20 mm
+    volume = Volume(hu, np.diag([0.5, 0.5, 2.0, 1.0]), modality="CT")
+    params = CalciumParams()
+    plaque = hu >= 130
+    assert find_candidates(volume, params.threshold_hu, params.bone).kept == []
+    windows = component_windows(deep_candidates(volume, params), np.ones(hu.shape, dtype=bool), volume.spacing)
+    assert covered(hu.shape, windows)[plaque].all()

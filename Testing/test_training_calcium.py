@@ -62,3 +62,14 @@ def test_training_resumes_and_its_model_evaluates(tmp_path):
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())["summary"]
     assert metrics["scans"] == 1 and 0.0 <= metrics["det_rate_at_fppi_1"] <= 1.0
     assert (tmp_path / "eval" / "det_curve.png").stat().st_size > 1000
+    fine_config = tmp_path / "fine.yaml"
+    fine_config.write_text(
+        yaml.safe_dump(
+            {**TINY_CONFIG, "version": "tiny-fine-tuned", "init_from": str(out / "model" / "calcium_deep.json")}
+        )
+    )
+    assert train_main(["--config", str(fine_config), "--out", str(tmp_path / "fine"), "--threads", "1"]) == 0
+    fine_log = [json.loads(line) for line in (tmp_path / "fine" / "train_log.jsonl").read_text().splitlines()]
+    assert next(e for e in fine_log if e.get("stage") == "acf")["reused_from"] == "tiny-training-test"
+    fine = load_calcium_model(tmp_path / "fine" / "model" / "calcium_deep.json")
+    assert fine.manifest["fine_tuned_from"] == "tiny-training-test" and fine.acf_threshold == model.acf_threshold

@@ -16,8 +16,8 @@ import torch
 from scipy import ndimage
 
 from LesionDetectLib.detectors.calcium.candidate_windows import EIGHT_CONNECTED, WINDOW_MM, component_windows
-from LesionDetectLib.detectors.calcium.candidates import find_candidates
 from LesionDetectLib.detectors.calcium.crops import CROP_PX, Window, heart_frame, make_crops, to_crop_pixels
+from LesionDetectLib.detectors.calcium.deep import deep_candidates
 from LesionDetectLib.detectors.calcium.heart_region import find_heart_region
 from LesionDetectLib.detectors.calcium.labels import CORONARY_CODES, detector_class
 from LesionDetectLib.detectors.calcium.options import CalciumParams
@@ -108,7 +108,7 @@ def crops_from_volume(
     frame = heart_frame(region)
     pixel_mm = float(volume.spacing[:2].mean())
     params = CalciumParams()
-    windows = component_windows(find_candidates(volume, params.threshold_hu, params.bone), region, volume.spacing)
+    windows = component_windows(deep_candidates(volume, params), region, volume.spacing)
     if len(windows) > max_candidate_windows:
         windows = [windows[n] for n in rng.choice(len(windows), max_candidate_windows, replace=False)]
     from_candidates = [True] * len(windows)

@@ -34,6 +34,7 @@ from calcium_training_data import slice_objects  # noqa: E402
 from synthetic_cardiac_ct import make_case  # noqa: E402
 
 from LesionDetectLib.detectors.calcium.agatston import agatston_category, score_lesion  # noqa: E402
+from LesionDetectLib.detectors.calcium.candidate_windows import EIGHT_CONNECTED, MIN_PIECE_MM2  # noqa: E402
 from LesionDetectLib.detectors.calcium.classical import CalciumParams, detect_calcium, voxel_volume_mm3  # noqa: E402
 from LesionDetectLib.detectors.calcium.deep import findings_from_stages, run_stages  # noqa: E402
 from LesionDetectLib.detectors.calcium.labels import CORONARY_CODES, OTHER_CLASS, STRUCTURES  # noqa: E402
@@ -136,27 +137,35 @@ def _box_mask(shape, box) -> np.ndarray:
     return mask
 
 
-def window_coverage(stages, labels) -> dict:
-    """Share of coronary 2D objects inside a candidate window, windows per slice, share of slice pixels looked at."""
-    covered = total = 0
+def window_coverage(stages, labels, pixel_mm2: float) -> dict:
+    """Coronary 2D objects inside a candidate window (all, and those of ≥ 1 mm² that Agatston scores), windows
+    per slice, share of slice pixels looked at. An object counts as inside when its box centre is."""
+    from scipy import ndimage
+
+    covered = total = covered_scorable = scorable = 0
     looked = 0.0
     windows_by_slice = {}
     for window in stages.windows:
         windows_by_slice.setdefault(window.k, []).append(window.box_ji())
         looked += window.side_px**2
     for k in np.flatnonzero(np.isin(labels, list(CORONARY_CODES)).any(axis=(1, 2))):
-        for box, code in slice_objects(labels, int(k)):
-            if code not in CORONARY_CODES:
-                continue
-            total += 1
-            centre = (box[:2] + box[2:]) / 2
-            covered += any(
-                w[0] <= centre[0] <= w[2] and w[1] <= centre[1] <= w[3] for w in windows_by_slice.get(int(k), [])
-            )
+        for code in set(np.unique(labels[k]).tolist()) & CORONARY_CODES:
+            pieces, _ = ndimage.label(labels[k] == code, structure=EIGHT_CONNECTED)
+            for number, extent in enumerate(ndimage.find_objects(pieces), start=1):
+                rows, cols = extent
+                centre = ((rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2)
+                inside = any(
+                    w[0] <= centre[0] <= w[2] and w[1] <= centre[1] <= w[3] for w in windows_by_slice.get(int(k), [])
+                )
+                big = bool(np.count_nonzero(pieces[extent] == number) * pixel_mm2 >= MIN_PIECE_MM2)
+                total, covered = total + 1, covered + int(inside)
+                scorable, covered_scorable = scorable + int(big), covered_scorable + int(inside and big)
     slices = labels.shape[0]
     return {
         "coronary_objects": total,
         "covered": covered,
+        "scorable_objects": scorable,
+        "covered_scorable": covered_scorable,
         "windows_per_slice": len(stages.windows) / slices,
         "looked_fraction_of_pixels": looked / (slices * labels.shape[1] * labels.shape[2]),
     }
@@ -188,7 +197,7 @@ def evaluate(cases, model, out: Path) -> dict:
                 "reference_agatston": reference_total,
                 "reference_category": agatston_category(reference_total),
                 "candidates": {
-                    **window_coverage(stages, labels),
+                    **window_coverage(stages, labels, float(volume.spacing[0] * volume.spacing[1])),
                     "acf_would_keep": stages.acf_kept,
                     "windows": len(stages.windows),
                 },
@@ -249,6 +258,8 @@ def summarise(per_scan, tp, fp, targets: int, images: int) -> dict:
     windows = [s["candidates"] for s in per_scan]
     summary["candidates"] = {
         "recall_2d": sum(a["covered"] for a in windows) / max(sum(a["coronary_objects"] for a in windows), 1),
+        "recall_2d_scorable": sum(a["covered_scorable"] for a in windows)
+        / max(sum(a["scorable_objects"] for a in windows), 1),
         "windows_per_scan": float(np.mean([a["windows"] for a in windows])),
         "windows_per_slice": float(np.mean([a["windows_per_slice"] for a in windows])),
         "looked_fraction_of_pixels": float(np.mean([a["looked_fraction_of_pixels"] for a in windows])),

@@ -4,6 +4,9 @@
     python training/train_calcium.py ... --resume          # continue from runs/.../checkpoint.pt
     python training/train_calcium.py ... --install         # also copy the bundle to LesionDetect/Resources/Models
 
+A config with `init_from: <manifest>` fine-tunes that bundle's SSD and keeps its ACF trees (they only score the
+heatmap's background), instead of fitting both from scratch.
+
 Seeded and resumable; one JSON line per epoch in OUT/train_log.jsonl. Adam as in the paper
 (lr 1e-3, β 0.9/0.999, ε 1e-8, batch 16); the localisation loss is the two-parameter robust loss.
 """
@@ -29,7 +32,7 @@ from synthetic_cardiac_ct import GENERATOR_VERSION, make_case  # noqa: E402
 from train_acf import fit_acf  # noqa: E402
 
 from LesionDetectLib.detectors.calcium.heart_region import find_heart_region  # noqa: E402
-from LesionDetectLib.detectors.calcium.model import MODELS_DIR, save_calcium_model  # noqa: E402
+from LesionDetectLib.detectors.calcium.model import MODELS_DIR, load_calcium_model, save_calcium_model  # noqa: E402
 from LesionDetectLib.nets.ssd import ResNetSSD, SSDConfig, decode  # noqa: E402
 from LesionDetectLib.nets.ssd_loss import ssd_loss  # noqa: E402
 
@@ -130,8 +133,13 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     train_cases = list(labelled_volumes(config["data"], "train"))  # made once: the ACF and the crops both read them
     input_range = trained_input_range(volume for volume, _ in train_cases)
-    acf_cases = ((volume, labels, find_heart_region(volume).mask) for volume, labels in train_cases)
-    trees, threshold, acf_stats = fit_acf(acf_cases, **config.get("acf", {}))
+    start = load_calcium_model(Path(config["init_from"])) if config.get("init_from") else None
+    if start is None:
+        acf_cases = ((volume, labels, find_heart_region(volume).mask) for volume, labels in train_cases)
+        trees, threshold, acf_stats = fit_acf(acf_cases, **config.get("acf", {}))
+    else:
+        trees, threshold = start.acf, start.acf_threshold
+        acf_stats = {"reused_from": start.version, "shrink": start.acf_shrink}
     shrink = acf_stats.get("shrink", 4)
     log.write(json.dumps({"stage": "acf", "seconds": time.perf_counter() - started, **_jsonable(acf_stats)}) + "\n")
     train_set = build_crops(config, train_cases, rng)
@@ -142,6 +150,8 @@ def main(argv=None) -> int:
     log.flush()
 
     model = ResNetSSD(SSDConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()}))
+    if start is not None:
+        model.load_state_dict(start.ssd.state_dict())
     optim = config["optim"]
     optimiser = torch.optim.Adam(model.parameters(), lr=optim["lr"], betas=tuple(optim["betas"]), eps=optim["eps"])
     first_epoch = 0
@@ -183,6 +193,7 @@ def main(argv=None) -> int:
         "acf": _jsonable(acf_stats),
         "seed": seed,
         "input_range": input_range,
+        "fine_tuned_from": None if start is None else start.version,
     }
     model.eval()
     manifest = save_calcium_model(model, trees, threshold, shrink, args.out / "model", card)

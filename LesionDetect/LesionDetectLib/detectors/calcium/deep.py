@@ -38,6 +38,8 @@ from LesionDetectLib.detectors.calcium.model import CalciumModel
 from LesionDetectLib.io.volume import Volume
 
 CORONARY_THRESHOLD = 0.5
+MAX_COMPONENT_MM3 = 10000.0  # the network judges components up to 10 mL: a dense plaque can pass 1.5 mL, the
+# classical path's bone limit (a held-out synthetic scan's 1.6 mL RCA plaque was its whole score)
 MIN_BOX_SCORE = 0.1  # boxes below are dropped before NMS: no decision uses them, and on a real chest CT they were
 # 86 % of all boxes (most of the path's time went into suppressing them); the heatmap starts at 10 %
 SCOPE_DEEP = (
@@ -82,7 +84,7 @@ def run_stages(volume: Volume, model: CalciumModel, params: CalciumParams, devic
     region = region.astype(bool)
     report("candidates", 0.1, "Finding every calcium piece (≥ 130 HU, ≥ 1 mm²) in the region")
     stage = time.perf_counter()
-    components = find_candidates(volume, params.threshold_hu, params.bone)
+    components = deep_candidates(volume, params)
     windows = component_windows(components, region, volume.spacing)
     timings["candidates_s"] = time.perf_counter() - stage
     stage = time.perf_counter()
@@ -94,6 +96,12 @@ def run_stages(volume: Volume, model: CalciumModel, params: CalciumParams, devic
     detections = run_network(model, volume, windows, heart_frame(region), device)
     timings["network_s"] = time.perf_counter() - stage
     return DeepStages(heart, region, components, windows, acf_map, int(acf_kept), detections, timings)
+
+
+def deep_candidates(volume: Volume, params: CalciumParams) -> Candidates:
+    """The ≥ threshold components the network looks at: the bone rules, with components up to 10 mL kept."""
+    bone = replace(params.bone, max_lesion_volume_mm3=max(params.bone.max_lesion_volume_mm3, MAX_COMPONENT_MM3))
+    return find_candidates(volume, params.threshold_hu, bone)
 
 
 def window_peak(acf_map: np.ndarray, shrink: int, window: Window) -> float:
