@@ -61,3 +61,16 @@ def test_a_changed_weights_file_is_refused(trained, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(LesionDetectError, match="is not the hemorrhage model's weights file"):
         load_hemorrhage_model(tmp_path / "hemorrhage.json")
+
+
+def test_install_copies_the_bundle_where_detectors_load_it(trained, tmp_path, monkeypatch):
+    from LesionDetectLib.detection import weights
+
+    _, run = trained
+    monkeypatch.setattr(weights, "MODELS_DIR", tmp_path)
+    weights.install_bundle(run / "model" / "hemorrhage.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hemorrhage.json", "hemorrhage.safetensors"]
+    assert (
+        load_hemorrhage_model(tmp_path / "hemorrhage.json").sha256
+        == load_hemorrhage_model(run / "model" / "hemorrhage.json").sha256
+    )

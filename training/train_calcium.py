@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,8 +30,9 @@ from calcium_training_data import CropSet, crops_from_volume  # noqa: E402
 from synthetic_cardiac_ct import GENERATOR_VERSION, make_case  # noqa: E402
 from train_acf import fit_acf  # noqa: E402
 
+from LesionDetectLib.detection.weights import install_bundle  # noqa: E402
 from LesionDetectLib.detectors.calcium.heart_region import find_heart_region  # noqa: E402
-from LesionDetectLib.detectors.calcium.model import MODELS_DIR, load_calcium_model, save_calcium_model  # noqa: E402
+from LesionDetectLib.detectors.calcium.model import load_calcium_model, save_calcium_model  # noqa: E402
 from LesionDetectLib.nets.ssd import ResNetSSD, SSDConfig, decode  # noqa: E402
 from LesionDetectLib.nets.ssd_loss import ssd_loss  # noqa: E402
 
@@ -198,8 +198,7 @@ def main(argv=None) -> int:
     model.eval()
     manifest = save_calcium_model(model, trees, threshold, shrink, args.out / "model", card)
     if args.install:
-        for path in (manifest, manifest.parent / json.loads(manifest.read_text())["weights"]):
-            shutil.copy2(path, MODELS_DIR / path.name)
+        install_bundle(manifest)
     print(f"Model written to {manifest.parent}")
     return 0
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
 
 from synthetic_head_ct import GENERATOR_VERSION, make_head_case  # noqa: E402
 
+from LesionDetectLib.detection.weights import install_bundle  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.labels import ANY, LOSS_WEIGHTS  # noqa: E402
-from LesionDetectLib.detectors.hemorrhage.model import MODELS_DIR, save_hemorrhage_model  # noqa: E402
+from LesionDetectLib.detectors.hemorrhage.model import save_hemorrhage_model  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.preprocess import head_frame, network_input  # noqa: E402
 from LesionDetectLib.nets.multilabel_loss import weighted_log_loss  # noqa: E402
 from LesionDetectLib.nets.slice_sequence import SliceSequenceConfig, SliceSequenceNet  # noqa: E402
@@ -249,8 +249,7 @@ def main(argv=None) -> int:
     }
     manifest = save_hemorrhage_model(network.eval(), size, args.out / "model", card)
     if args.install:
-        for path in (manifest, manifest.parent / json.loads(manifest.read_text())["weights"]):
-            shutil.copy2(path, MODELS_DIR / path.name)
+        install_bundle(manifest)
     print(f"Model written to {manifest.parent}")
     return 0
 

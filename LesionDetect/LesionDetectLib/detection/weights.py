@@ -55,6 +55,16 @@ def checked_weights_path(manifest_path: Path, manifest: dict, what: str, weights
     return weights_path, sha256
 
 
+def install_bundle(manifest_path: Path) -> None:
+    """Copy a trained bundle (manifest and the weights it names) into the models folder the detectors load from."""
+    import shutil
+
+    manifest_path = Path(manifest_path)
+    weights = manifest_path.parent / json.loads(manifest_path.read_text())["weights"]
+    for path in (manifest_path, weights):
+        shutil.copy2(path, MODELS_DIR / path.name)
+
+
 def config_arguments(config: dict) -> dict:
     """JSON lists back to the tuples a configuration dataclass holds."""
     return {name: tuple(value) if isinstance(value, list) else value for name, value in config.items()}
