@@ -30,7 +30,7 @@ from calcium_training_data import CropSet, crops_from_volume  # noqa: E402
 from synthetic_cardiac_ct import GENERATOR_VERSION, make_case  # noqa: E402
 from train_acf import fit_acf  # noqa: E402
 
-from LesionDetectLib.detection.weights import install_bundle  # noqa: E402
+from LesionDetectLib.detection.weights import config_arguments, install_bundle  # noqa: E402
 from LesionDetectLib.detectors.calcium.heart_region import find_heart_region  # noqa: E402
 from LesionDetectLib.detectors.calcium.model import load_calcium_model, save_calcium_model  # noqa: E402
 from LesionDetectLib.nets.ssd import ResNetSSD, SSDConfig, decode  # noqa: E402
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     log.write(json.dumps({"stage": "crops", "train": len(train_set), "val": len(val_set)}) + "\n")
     log.flush()
 
-    model = ResNetSSD(SSDConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()}))
+    model = ResNetSSD(SSDConfig(**config_arguments(config["model"])))
     if start is not None:
         model.load_state_dict(start.ssd.state_dict())
     optim = config["optim"]

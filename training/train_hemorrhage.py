@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
 
 from synthetic_head_ct import GENERATOR_VERSION, make_head_case  # noqa: E402
 
-from LesionDetectLib.detection.weights import install_bundle  # noqa: E402
+from LesionDetectLib.detection.weights import config_arguments, install_bundle  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.labels import ANY, LOSS_WEIGHTS  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.model import save_hemorrhage_model  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.preprocess import head_frame, network_input  # noqa: E402
@@ -47,10 +47,13 @@ def synthetic_scans(data: dict, split: str, input_size: int) -> list[tuple[torch
     return scans
 
 
-def cnn_epoch(network, optimiser, scans, batch: int, rng, train: bool) -> float:
+def all_slices(scans) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every slice of the scans and its labels, concatenated: what the CNN stage reads."""
+    return torch.cat([s for s, _ in scans]), torch.cat([lab for _, lab in scans])
+
+
+def cnn_epoch(network, optimiser, slices, labels, batch: int, rng, train: bool) -> float:
     """One pass of the CNN over every slice (shuffled when training); mean weighted log loss."""
-    slices = torch.cat([s for s, _ in scans])
-    labels = torch.cat([lab for _, lab in scans])
     network.cnn.train(train)
     order = rng.permutation(len(slices)) if train else np.arange(len(slices))
     total, steps = 0.0, 0
@@ -169,9 +172,7 @@ def main(argv=None) -> int:
         }
     )
 
-    network = SliceSequenceNet(
-        SliceSequenceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()})
-    )
+    network = SliceSequenceNet(SliceSequenceConfig(**config_arguments(config["model"])))
     checkpoint_path = args.out / "checkpoint.pt"
     state = torch.load(checkpoint_path, weights_only=True) if args.resume and checkpoint_path.is_file() else None
     if state is not None:
@@ -193,10 +194,12 @@ def main(argv=None) -> int:
 
     cnn_config, lstm_config = config["cnn"], config["lstm"]
     optimiser = torch.optim.Adam(network.cnn.parameters(), lr=cnn_config["lr"])
+    if done["cnn"] < cnn_config["epochs"]:
+        train_slices, val_slices = all_slices(train_scans), all_slices(val_scans)  # once, not every epoch
     for epoch in range(done["cnn"], cnn_config["epochs"]):
         epoch_started = time.perf_counter()
-        train_loss = cnn_epoch(network, optimiser, train_scans, cnn_config["batch"], rng, train=True)
-        val_loss = cnn_epoch(network, optimiser, val_scans, cnn_config["batch"], rng, train=False)
+        train_loss = cnn_epoch(network, optimiser, *train_slices, cnn_config["batch"], rng, train=True)
+        val_loss = cnn_epoch(network, optimiser, *val_slices, cnn_config["batch"], rng, train=False)
         done["cnn"] = epoch + 1
         save()
         record(

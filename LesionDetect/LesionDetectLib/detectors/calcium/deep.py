@@ -225,8 +225,7 @@ def merge_overlapping(detections: list[SliceDetection], iou_threshold: float = 0
     from LesionDetectLib.nets.ssd import nms_iou
 
     kept = []
-    for k in sorted({d.k for d in detections}):
-        on_slice = [d for d in detections if d.k == k]
+    for _, on_slice in sorted(_group_by_slice(detections).items()):  # slice order
         boxes = torch.as_tensor(np.stack([d.box_ji for d in on_slice]), dtype=torch.float32)
         scores = torch.tensor([d.score for d in on_slice])
         labels = torch.tensor([d.label for d in on_slice])
@@ -263,17 +262,21 @@ def classify_components(components: Candidates, detections: list[SliceDetection]
 
 def _detections_by_slice(detections: list[SliceDetection]) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per slice: the boxes (n, 4), labels (n,) and scores (n,) of its detections, as arrays."""
-    grouped: dict[int, list[SliceDetection]] = {}
-    for detection in detections:
-        grouped.setdefault(detection.k, []).append(detection)
     return {
         k: (
             np.stack([d.box_ji for d in found]),
             np.array([d.label for d in found]),
             np.array([d.score for d in found]),
         )
-        for k, found in grouped.items()
+        for k, found in _group_by_slice(detections).items()
     }
+
+
+def _group_by_slice(detections: list[SliceDetection]) -> dict[int, list[SliceDetection]]:
+    grouped: dict[int, list[SliceDetection]] = {}
+    for detection in detections:
+        grouped.setdefault(detection.k, []).append(detection)
+    return grouped
 
 
 def _best_detections(voxels_kji: np.ndarray, lo_ijk: np.ndarray, by_slice: dict) -> np.ndarray:

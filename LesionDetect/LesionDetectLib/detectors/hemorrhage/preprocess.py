@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from LesionDetectLib.detectors.hemorrhage.windows import window_channels, without_padding
+from LesionDetectLib.detectors.hemorrhage.windows import window_channels
 
 INPUT_FOV_MM = 240.0
 HEAD_HU = -300.0  # above: the head (scalp, bone, brain), below: air and padding
@@ -30,7 +30,7 @@ class HeadFrame:
 
 def head_frame(hu_kji: np.ndarray, pixel_mm: float) -> HeadFrame:
     """The INPUT_FOV_MM square centred on the head's extent seen from above (the slice centre without a head)."""
-    seen = (without_padding(hu_kji) > HEAD_HU).any(axis=0)
+    seen = (np.asarray(hu_kji) > HEAD_HU).any(axis=0)  # padding (≤ −1500 HU) is below HEAD_HU
     rows, cols = np.nonzero(seen)
     if rows.size:
         centre = ((rows.min() + rows.max() + 1) / 2, (cols.min() + cols.max() + 1) / 2)
