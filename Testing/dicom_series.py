@@ -2,6 +2,7 @@
 intercept -1024), an X-ray cine (one multi-frame file) and an enhanced multi-frame MR."""
 
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
@@ -62,8 +63,10 @@ def save_slice(
     modality="CT",
     description="phantom series",
     tags=None,
+    rescale=(1.0, -1024.0),
 ):
-    """One single-frame image file holding `hu` (rows, columns) at `position_lps`.
+    """One single-frame image file holding `hu` (rows, columns) at `position_lps`, stored as (hu − intercept) /
+    slope with `rescale` = (slope, intercept).
 
     `series_uid=None` leaves SeriesInstanceUID out, as some de-identified exports do; `tags` sets
     further attributes by keyword (EchoNumbers, SeriesNumber, ...).
@@ -78,11 +81,12 @@ def save_slice(
     dataset.ImageOrientationPatient = [f"{value:.8f}" for value in (*row_lps, *column_lps)]
     dataset.PixelSpacing = [float(pixel_spacing_ij[1]), float(pixel_spacing_ij[0])]
     dataset.SliceThickness = float(slice_thickness)
-    dataset.RescaleSlope = 1
-    dataset.RescaleIntercept = -1024
+    slope, intercept = rescale
+    dataset.RescaleSlope = f"{slope:g}"
+    dataset.RescaleIntercept = f"{intercept:g}"
     for keyword, value in (tags or {}).items():
         setattr(dataset, keyword, value)
-    set_pixels(dataset, np.asarray(hu, dtype=np.int32) + 1024)
+    set_pixels(dataset, np.rint((np.asarray(hu, dtype=np.float64) - intercept) / slope))
     dataset.save_as(path, enforce_file_format=True)
 
 
@@ -145,8 +149,9 @@ def write_series(
     )
 
 
-def write_ct_series(volume, folder) -> None:
-    """A `Volume` (int16 HU) as one CT file per slice, positions from its geometry."""
+def write_ct_series(volume, folder, rescales=None, tags=None, description="phantom calcium CT") -> None:
+    """A `Volume` (int16 HU) as one CT file per slice, positions from its geometry; `rescales` gives each
+    slice its own (slope, intercept)."""
     folder.mkdir(parents=True, exist_ok=True)
     ijk_to_lps = LPS_TO_RAS @ volume.ijk_to_ras
     spacing = volume.spacing
@@ -162,8 +167,34 @@ def write_ct_series(volume, folder) -> None:
             slice_thickness=spacing[2],
             series_uid=series_uid,
             instance=k + 1,
-            description="phantom calcium CT",
+            description=description,
+            tags=tags,
+            rescale=(1.0, -1024.0) if rescales is None else rescales[k],
         )
+
+
+def compress_jpeg_lossless(path) -> None:
+    """Re-encode a written file's pixels as JPEG Lossless (process 14, SV1), as head-CT series often come:
+    SimpleITK's GDCM encodes them; every other attribute stays."""
+    import tempfile
+
+    import SimpleITK as sitk
+
+    dataset = pydicom.dcmread(path)
+    stored = np.frombuffer(dataset.PixelData, dtype=np.uint16).reshape(dataset.Rows, dataset.Columns)
+    with tempfile.TemporaryDirectory() as scratch:
+        encoded_path = f"{scratch}/encoded.dcm"
+        writer = sitk.ImageFileWriter()
+        writer.SetFileName(encoded_path)
+        writer.SetImageIO("GDCMImageIO")
+        writer.UseCompressionOn()
+        writer.SetCompressor("JPEG")
+        writer.Execute(sitk.GetImageFromArray(stored[None]))
+        encoded = pydicom.dcmread(encoded_path)
+    dataset.file_meta.TransferSyntaxUID = encoded.file_meta.TransferSyntaxUID
+    dataset.PixelData = encoded.PixelData
+    dataset["PixelData"].is_undefined_length = True
+    dataset.save_as(path, enforce_file_format=True)
 
 
 def save_cine(path, frames, *, frame_time_ms=None, frame_time_vector_ms=None, imager_pixel_spacing=None):

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
+
+from timing import fastest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
 
@@ -27,16 +28,6 @@ from LesionDetectLib.io.read_input import read_input  # noqa: E402
 
 SEED_003_SECONDS_PER_SCAN = 18.3  # 3D ResNet-50 CAC scoring, seeds/003 (its hardware)
 TARGET_FRACTION = 1 / 3
-
-
-def fastest(run, repeats: int):
-    run()  # warm-up: first-call allocations and library initialisation
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - started)
-    return best, result
 
 
 def main() -> None:

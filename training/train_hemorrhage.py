@@ -25,9 +25,16 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
 
+from hemorrhage_datasets import read_png_set  # noqa: E402
 from synthetic_head_ct import GENERATOR_VERSION, make_head_case  # noqa: E402
 
 from LesionDetectLib.detection.weights import config_arguments, install_bundle  # noqa: E402
+from LesionDetectLib.detectors.hemorrhage.key_image import (  # noqa: E402
+    KEY_IMAGE_BACKGROUND_HU,
+    brain_window_only,
+    hu_from_brain_window,
+    pixel_mm_from_head,
+)
 from LesionDetectLib.detectors.hemorrhage.labels import ANY, LOSS_WEIGHTS  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.model import save_hemorrhage_model  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.preprocess import head_frame, network_input  # noqa: E402
@@ -35,25 +42,64 @@ from LesionDetectLib.nets.multilabel_loss import weighted_log_loss  # noqa: E402
 from LesionDetectLib.nets.slice_sequence import SliceSequenceConfig, SliceSequenceNet  # noqa: E402
 
 
-def synthetic_scans(data: dict, split: str, input_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(slices (S, 3, size, size) float16, labels (S, 6) float32) per scan of a split's seeds."""
+def synthetic_scans(data: dict, split: str, input_size: int, key_image_fraction: float = 0.0, rng=None):
+    """Per scan of a split's seeds: (slices (S, 3, size, size) float16, labels (S, 6) float32); and, for a
+    `key_image_fraction` of all slices drawn with `rng`, those slices again as brain-windowed key images show
+    them (slice mode's input), with their labels."""
     first, stop = data[f"{split}_seeds"]
-    scans = []
+    scans, key_slices, key_labels = [], [], []
     for seed in range(first, stop):
         case = make_head_case(seed, matrix=data.get("matrix", 256))
-        volume = case.volume
-        slices = network_input(volume.array, head_frame(volume.array, float(volume.spacing[0])), input_size)
-        scans.append((slices.half(), torch.from_numpy(case.slice_labels).float()))
-    return scans
+        hu = case.volume.array
+        frame = head_frame(hu, float(case.volume.spacing[0]))
+        labels = torch.from_numpy(case.slice_labels).float()
+        scans.append((network_input(hu, frame, input_size).half(), labels))
+        chosen = np.nonzero(rng.random(len(hu)) < key_image_fraction)[0] if key_image_fraction else []
+        if len(chosen):
+            key_image = brain_window_only(hu[chosen])
+            key_slices.append(network_input(key_image, frame, input_size, KEY_IMAGE_BACKGROUND_HU).half())
+            key_labels.append(labels[chosen])
+    key_images = (torch.cat(key_slices), torch.cat(key_labels)) if key_slices else None
+    return scans, key_images
+
+
+def real_key_images(real: dict, split: str, input_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real PNG set's slices of a split as slice mode reads them, and their labels ("any" only known)."""
+    slices, labels = [], []
+    for png in read_png_set(real["root"], split):
+        hu = hu_from_brain_window(png.grey)[None]
+        frame = head_frame(hu, pixel_mm_from_head(png.grey))
+        slices.append(network_input(hu, frame, input_size, KEY_IMAGE_BACKGROUND_HU).half())
+        labels.append(png.hemorrhage)
+    return torch.cat(slices), torch.tensor(labels, dtype=torch.float32)
+
+
+def cnn_training_set(train_scans, key_images, real, real_set) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Slices, labels and known-label masks the CNN stage reads: every synthetic slice, the key-image copies,
+    and the real PNGs repeated `real.repeat` times with only "any" known."""
+    slices, labels = all_slices(train_scans)
+    parts = [(slices, labels, torch.ones_like(labels))]
+    if key_images is not None:
+        parts.append((*key_images, torch.ones_like(key_images[1])))
+    if real_set is not None:
+        real_slices, real_any = real_set
+        real_labels = torch.zeros(len(real_any), len(LOSS_WEIGHTS))
+        real_labels[:, ANY] = real_any
+        known = torch.zeros_like(real_labels)
+        known[:, ANY] = 1.0
+        repeat = int(real.get("repeat", 1))
+        parts.append((real_slices.repeat(repeat, 1, 1, 1), real_labels.repeat(repeat, 1), known.repeat(repeat, 1)))
+    return tuple(torch.cat(tensors) for tensors in zip(*parts))
 
 
 def all_slices(scans) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every slice of the scans and its labels, concatenated: what the CNN stage reads."""
+    """Every slice of the scans and its labels, concatenated."""
     return torch.cat([s for s, _ in scans]), torch.cat([lab for _, lab in scans])
 
 
-def cnn_epoch(network, optimiser, slices, labels, batch: int, rng, train: bool) -> float:
-    """One pass of the CNN over every slice (shuffled when training); mean weighted log loss."""
+def cnn_epoch(network, optimiser, slices, labels, known, batch: int, rng, train: bool) -> float:
+    """One pass of the CNN over every slice (shuffled, half of each batch mirrored left-right, when training);
+    mean weighted log loss over the known labels."""
     network.cnn.train(train)
     order = rng.permutation(len(slices)) if train else np.arange(len(slices))
     total, steps = 0.0, 0
@@ -61,9 +107,12 @@ def cnn_epoch(network, optimiser, slices, labels, batch: int, rng, train: bool) 
         index = order[first : first + batch]
         if train and len(index) < 2:
             continue
+        inputs = slices[index].float()
+        if train:
+            inputs[: len(index) // 2] = inputs[: len(index) // 2].flip(-1)
         with torch.set_grad_enabled(train):
-            _, logits = network.cnn(slices[index].float())
-            loss = weighted_log_loss(logits, labels[index], LOSS_WEIGHTS)
+            _, logits = network.cnn(inputs)
+            loss = weighted_log_loss(logits, labels[index], LOSS_WEIGHTS, known[index])
         if train:
             optimiser.zero_grad()
             loss.backward()
@@ -160,14 +209,18 @@ def main(argv=None) -> int:
         print(json.dumps(entry), flush=True)
 
     started = time.perf_counter()
-    train_scans = synthetic_scans(config["data"], "train", size)
-    val_scans = synthetic_scans(config["data"], "val", size)
+    data, real = config["data"], config.get("real_png")
+    train_scans, key_images = synthetic_scans(data, "train", size, data.get("key_image_fraction", 0.0), rng)
+    val_scans, _ = synthetic_scans(data, "val", size)
+    real_set = real_key_images(real, "train", size) if real else None
     slices = sum(len(s) for s, _ in train_scans)
     record(
         {
             "stage": "data",
             "train_scans": len(train_scans),
             "train_slices": slices,
+            "key_image_slices": 0 if key_images is None else len(key_images[0]),
+            "real_slices": 0 if real_set is None else len(real_set[0]),
             "seconds": time.perf_counter() - started,
         }
     )
@@ -195,7 +248,9 @@ def main(argv=None) -> int:
     cnn_config, lstm_config = config["cnn"], config["lstm"]
     optimiser = torch.optim.Adam(network.cnn.parameters(), lr=cnn_config["lr"])
     if done["cnn"] < cnn_config["epochs"]:
-        train_slices, val_slices = all_slices(train_scans), all_slices(val_scans)  # once, not every epoch
+        train_slices = cnn_training_set(train_scans, key_images, real, real_set)  # once, not every epoch
+        val_slices = all_slices(val_scans)
+        val_slices = (*val_slices, torch.ones_like(val_slices[1]))
     for epoch in range(done["cnn"], cnn_config["epochs"]):
         epoch_started = time.perf_counter()
         train_loss = cnn_epoch(network, optimiser, *train_slices, cnn_config["batch"], rng, train=True)
@@ -246,7 +301,12 @@ def main(argv=None) -> int:
             "generator_version": GENERATOR_VERSION,
             **config["data"],
         },
-        "training": {"cnn": cnn_config, "lstm": lstm_config, "train_slices": slices},
+        "training": {
+            "cnn": cnn_config,
+            "lstm": lstm_config,
+            "train_slices": slices,
+            "real_png": None if real is None else {"split": "train", "slices": len(real_set[0]), **real},
+        },
         "validation": validation_figures(network, val_cached, val_scans),
         "seed": seed,
     }

@@ -160,7 +160,8 @@ def check_option_values(detector, values: dict) -> None:
 
 def import_results(scene, output_dir, input_node) -> Findings:
     """Show a result folder's findings next to their input node (a volume, or the node holding the frames):
-    the heatmap over the slice views, and volume-rendered in 3D for a volume; return the findings."""
+    the heatmap over the slice views, and volume-rendered in 3D for a volume; a score plot in the layout;
+    return the findings."""
     from LesionDetectLib.io.volume import Volume
     from LesionDetectLib.results.result_files import load_results
     from LesionDetectLib.scene import (
@@ -181,6 +182,12 @@ def import_results(scene, output_dir, input_node) -> Findings:
         volume_rendering = getattr(getattr(slicer, "modules", None), "volumerendering", None)  # the app's module
         if volume_rendering is not None and isinstance(findings.image, Volume):
             show_heatmap_in_3d(scene, run_nodes.heatmap_node, volume_rendering.logic())
+    if run_nodes.plot_chart_node is not None:
+        import slicer
+
+        plots = getattr(getattr(slicer, "modules", None), "plots", None)  # the app's module: adds a plot view
+        if plots is not None:
+            plots.logic().ShowChartInLayout(run_nodes.plot_chart_node)
     return findings
 
 

@@ -43,6 +43,7 @@ class DicomImage:
     instance_number: int
     echo_number: int | None
     echo_time_ms: float | None
+    patient_id: str = ""  # PatientID; a series' files of two patients are never read as one
 
 
 def read_dicom_images(paths: list[Path]) -> list[DicomImage]:
@@ -71,6 +72,7 @@ def read_dicom_image(path: Path) -> DicomImage | None:
             int(header.get("InstanceNumber") or 0),
             _first_int(header.get("EchoNumbers")),
             float(header.EchoTime) if header.get("EchoTime") not in (None, "") else None,
+            str(header.get("PatientID") or "").strip(),
         )
     except CancelledError:
         raise

@@ -34,8 +34,9 @@ def read_volume(path, *, series_uid: str | None = None, echo: str | None = None)
     return image
 
 
-def write_nrrd(volume: Volume, path, *, overwrite: bool = False) -> None:
-    """Write `volume` as uncompressed NRRD (LPS geometry, modality kept); atomic, and no overwrite unless asked."""
+def write_nrrd(volume: Volume, path, *, overwrite: bool = False, compress: bool = False) -> None:
+    """Write `volume` as NRRD, uncompressed unless `compress` (gzip), LPS geometry, modality kept; atomic, and no
+    overwrite unless asked."""
     path = Path(path)
     if path.suffix.lower() != ".nrrd":
         raise LesionDetectError(f"'{path}' must end in .nrrd to be written as a NRRD file.")
@@ -56,7 +57,7 @@ def write_nrrd(volume: Volume, path, *, overwrite: bool = False) -> None:
         image.SetOrigin(ijk_to_lps[:3, 3].tolist())
         if volume.modality:
             image.SetMetaData("modality", volume.modality)
-        sitk.WriteImage(image, str(partial_path), useCompression=False)
+        sitk.WriteImage(image, str(partial_path), useCompression=compress)
         os.replace(partial_path, path)
     except (RuntimeError, OSError) as error:
         partial_path.unlink(missing_ok=True)

@@ -36,7 +36,10 @@ class RunNodes:
     heatmap_node: object = None  # for a sequence: the heatmap proxy, which follows the browser
     image_node: object = None  # sequences / 2D images: the frame shown (a proxy, a created volume or the input)
     browser_node: object = None  # sequences: the browser that moves every proxy
-    score_table_node: object = None  # one row per frame, one column per score label
+    score_table_node: object = None  # one row per frame or slice, one column per score label
+    probability_table_node: object = None  # scan- or clip-level probabilities, one row per label
+    plot_chart_node: object = None  # the score table's columns against slice or frame
+    plot_series_nodes: list = field(default_factory=list)
     frame_table_node: object = None  # sequences: the proxy table of the selected frame's scores
     sequence_nodes: dict = field(default_factory=dict)  # role ("frames", "heatmap", "scores", "boxes …") → node
     reused_nodes: list = field(default_factory=list)  # the user's nodes shown as they are (never tagged)
@@ -50,6 +53,9 @@ class RunNodes:
             *self.roi_nodes,
             self.table_node,
             self.score_table_node,
+            self.probability_table_node,
+            self.plot_chart_node,
+            *self.plot_series_nodes,
             self.frame_table_node,
             *self.model_nodes,
             self.heatmap_node,

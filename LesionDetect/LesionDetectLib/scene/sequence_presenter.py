@@ -30,6 +30,7 @@ from LesionDetectLib.io.image_sequence import ImageSequence, frame_box_ras
 from LesionDetectLib.results.lesion_text import detector_columns, lesion_description
 from LesionDetectLib.scene.heatmap import add_heatmap_node, heatmap_volume, style_heatmap
 from LesionDetectLib.scene.inputs import ijk_to_world_matrix
+from LesionDetectLib.scene.plots import add_score_plot
 from LesionDetectLib.scene.rois import add_frame_roi, frame_roi_item, style_roi
 from LesionDetectLib.scene.run_nodes import (
     MODALITY_ATTRIBUTE,
@@ -41,7 +42,13 @@ from LesionDetectLib.scene.run_nodes import (
     remove_run,
     tag,
 )
-from LesionDetectLib.scene.tables import add_lesion_table, add_score_table, frame_score_tables, frame_scores_item
+from LesionDetectLib.scene.tables import (
+    add_lesion_table,
+    add_probability_table,
+    add_score_table,
+    frame_score_tables,
+    frame_scores_item,
+)
 
 FRAME_INDEX_NAME = "frame"
 
@@ -211,6 +218,8 @@ def _show_single_image(scene, input_node, image_node, key: str, findings: Findin
     score_tables = frame_score_tables(findings, 1)
     if score_tables:
         run.score_table_node = add_score_table(scene, findings, score_tables)
+    if findings.probabilities:
+        run.probability_table_node = add_probability_table(scene, findings)
     if findings.heatmap is not None:
         run.heatmap_node = add_heatmap_node(scene, f"{detector} heatmap", np.asarray(findings.heatmap), ijk_to_ras)
     adopt(scene, run.nodes(), folder_item_id, detector, key)
@@ -306,6 +315,9 @@ def _show_cine(scene, input_node, frames_sequence, key: str, findings: Findings,
         scores_sequence = new_sequence("scores", f"{detector} scores frames", items)
         run.frame_table_node = synchronise(scores_sequence, f"{detector} scores (selected frame)")
         run.score_table_node = add_score_table(scene, findings, score_tables, sequence.frame_times_s)
+        run.plot_chart_node, run.plot_series_nodes = add_score_plot(scene, findings, run.score_table_node, score_tables)
+    if findings.probabilities:
+        run.probability_table_node = add_probability_table(scene, findings)
 
     run.table_node = add_lesion_table(scene, findings, columns, _location_columns(findings.lesions, ijk_to_ras))
     browser.SetSelectedItemNumber(0)

@@ -88,21 +88,23 @@ def column_array(name: str, values: list) -> vtk.vtkAbstractArray:
     return array
 
 
-def frame_score_tables(findings: Findings, frame_count: int) -> list[ScoreTable]:
-    """The findings' per-frame score tables that have one row per frame."""
+def frame_score_tables(findings: Findings, frame_count: int, axis: str = "frame") -> list[ScoreTable]:
+    """The findings' score tables along `axis` ("frame" or "slice") that have one row per frame or slice."""
     return [
         table
         for table in findings.score_tables
-        if table.axis == "frame" and np.ndim(table.values) == 2 and len(table.values) == frame_count
+        if table.axis == axis and np.ndim(table.values) == 2 and len(table.values) == frame_count
     ]
 
 
 def add_score_table(scene, findings: Findings, score_tables: list[ScoreTable], frame_times_s=None):
-    """One row per frame: frame, time (when known), one column per score label (later tables win a name)."""
-    table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{findings.detector} frame scores")
+    """One row per frame or slice (the tables' axis): its index, time (when known), one column per score
+    label (later tables win a name)."""
+    axis = score_tables[0].axis
+    table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{findings.detector} {axis} scores")
     frame_count = len(score_tables[0].values)
     table = vtk.vtkTable()
-    table.AddColumn(column_array("frame", list(range(frame_count))))
+    table.AddColumn(column_array(axis, list(range(frame_count))))
     if frame_times_s is not None:
         table.AddColumn(column_array("time", [float(t) for t in frame_times_s]))
     columns = {}
@@ -114,6 +116,16 @@ def add_score_table(scene, findings: Findings, score_tables: list[ScoreTable], f
     table_node.SetAndObserveTable(table)
     if frame_times_s is not None:
         table_node.SetColumnUnitLabel("time", "s")
+    return table_node
+
+
+def add_probability_table(scene, findings: Findings):
+    """One row per label of the findings' scan- or clip-level probabilities."""
+    table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{findings.detector} probabilities")
+    table = vtk.vtkTable()
+    table.AddColumn(column_array("label", list(findings.probabilities)))
+    table.AddColumn(column_array("probability", [float(p) for p in findings.probabilities.values()]))
+    table_node.SetAndObserveTable(table)
     return table_node
 
 

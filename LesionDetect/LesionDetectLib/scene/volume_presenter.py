@@ -1,4 +1,5 @@
-"""Findings on a volume → nodes in one subject-hierarchy folder: ROIs, a lesion table, models, a heatmap.
+"""Findings on a volume → nodes in one subject-hierarchy folder: ROIs, a lesion table, models, a heatmap,
+the probabilities and the per-slice scores (a table and a plot).
 
 Works on any real MRML scene passed in (`slicer.mrmlScene` in Slicer, a slicer-core scene in tests).
 Every node a run creates is tagged (see `run_nodes`): a rerun replaces exactly those nodes.
@@ -15,6 +16,7 @@ from LesionDetectLib.results.lesion_text import detector_columns, lesion_descrip
 from LesionDetectLib.scene.heatmap import add_heatmap_node
 from LesionDetectLib.scene.inputs import ijk_to_world_matrix
 from LesionDetectLib.scene.models import add_model_node
+from LesionDetectLib.scene.plots import add_score_plot
 from LesionDetectLib.scene.rois import add_volume_roi
 from LesionDetectLib.scene.run_nodes import (
     RunNodes,
@@ -23,7 +25,7 @@ from LesionDetectLib.scene.run_nodes import (
     input_key,
     remove_run,
 )
-from LesionDetectLib.scene.tables import add_lesion_table
+from LesionDetectLib.scene.tables import add_lesion_table, add_probability_table, add_score_table, frame_score_tables
 
 
 def show_findings(scene, volume_node, findings: Findings, columns=None) -> RunNodes:
@@ -51,6 +53,12 @@ def show_findings(scene, volume_node, findings: Findings, columns=None) -> RunNo
         (f"center {axis}", "mm", [lesion.center_ras[n] for lesion in findings.lesions]) for n, axis in enumerate("RAS")
     ]
     run.table_node = add_lesion_table(scene, findings, columns, center_columns)
+    if findings.probabilities:
+        run.probability_table_node = add_probability_table(scene, findings)
+    slice_tables = frame_score_tables(findings, findings.volume.array.shape[0], axis="slice")
+    if slice_tables:
+        run.score_table_node = add_score_table(scene, findings, slice_tables)
+        run.plot_chart_node, run.plot_series_nodes = add_score_plot(scene, findings, run.score_table_node, slice_tables)
     run.model_nodes = [
         add_model_node(scene, lesion, detector) for lesion in findings.lesions if lesion.surface is not None
     ]

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from LesionDetectLib.detectors.hemorrhage.windows import window_channels
+from LesionDetectLib.detectors.hemorrhage.anatomy import HEAD_HU
+from LesionDetectLib.detectors.hemorrhage.windows import AIR_HU, window_channels
 
 INPUT_FOV_MM = 240.0
-HEAD_HU = -300.0  # above: the head (scalp, bone, brain), below: air and padding
 
 
 @dataclass(frozen=True)
@@ -40,16 +40,21 @@ def head_frame(hu_kji: np.ndarray, pixel_mm: float) -> HeadFrame:
     return HeadFrame(centre[0] - side / 2, centre[1] - side / 2, side)
 
 
-def network_input(hu_kji: np.ndarray, frame: HeadFrame, size: int) -> torch.Tensor:
-    """(slices, 3, size, size) float32: the windows of every slice on the frame's square, area-averaged."""
-    channels = torch.from_numpy(window_channels(hu_kji))
+def network_input(hu_kji: np.ndarray, frame: HeadFrame, size: int, background_hu: float = AIR_HU) -> torch.Tensor:
+    """(slices, 3, size, size) float32: the windows of every slice on the frame's square, area-averaged.
+
+    Where the square reaches past the slice it is filled with `background_hu` (air; 0 HU for key images,
+    whose black is the brain window's lower end)."""
+    hu_kji = np.asarray(hu_kji)
     side = int(round(frame.side_px))
     j0, i0 = int(round(frame.j0)), int(round(frame.i0))
-    height, width = channels.shape[-2:]
-    pad = (max(-i0, 0), max(i0 + side - width, 0), max(-j0, 0), max(j0 + side - height, 0))
-    padded = F.pad(channels, pad)  # windows map air to 0: padding is air
-    square = padded[..., j0 + pad[2] : j0 + pad[2] + side, i0 + pad[0] : i0 + pad[0] + side]
-    return F.interpolate(square, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    height, width = hu_kji.shape[-2:]
+    before_j, before_i = max(-j0, 0), max(-i0, 0)
+    pad = ((0, 0), (before_j, max(j0 + side - height, 0)), (before_i, max(i0 + side - width, 0)))
+    padded = np.pad(hu_kji, pad, constant_values=background_hu) if any(map(any, pad)) else hu_kji
+    square = padded[:, j0 + before_j : j0 + before_j + side, i0 + before_i : i0 + before_i + side]
+    channels = torch.from_numpy(window_channels(square))
+    return F.interpolate(channels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 def to_slice_pixels(maps: torch.Tensor, frame: HeadFrame, shape_ji: tuple[int, int]) -> np.ndarray:

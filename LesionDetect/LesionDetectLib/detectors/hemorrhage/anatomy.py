@@ -1,0 +1,23 @@
+"""The intracranial space of head-CT slices: what the skull encloses."""
+
+from __future__ import annotations
+
+import numpy as np
+
+BONE_HU = 300.0
+MIN_ENCLOSED_FRACTION = 0.05  # of the head's cross-section; below it the skull is open (skull base, vertex)
+HEAD_HU = -300.0  # above: the head (scalp, bone, brain), below: air and padding
+
+
+def intracranial(hu_kji: np.ndarray, bone_hu: float = BONE_HU) -> np.ndarray:
+    """Per slice: the space the skull encloses (bone excluded); on slices where the skull is not a closed
+    ring, the whole head's soft tissue."""
+    from scipy import ndimage
+
+    inside = np.zeros(np.shape(hu_kji), dtype=bool)
+    for k, hu in enumerate(hu_kji):
+        bone = hu >= bone_hu
+        enclosed = ndimage.binary_fill_holes(bone) & ~bone
+        head = (hu > HEAD_HU) & ~bone
+        inside[k] = enclosed if enclosed.sum() >= MIN_ENCLOSED_FRACTION * max(head.sum(), 1) else head
+    return inside

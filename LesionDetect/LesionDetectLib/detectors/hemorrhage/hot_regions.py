@@ -1,0 +1,37 @@
+"""Boxes around the connected hot regions of a heatmap, each named after the label whose Grad-CAM made it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_REGION_VOXELS = 4  # smaller specks above the level are interpolation fringes, not regions
+
+
+@dataclass
+class HotRegion:
+    box: np.ndarray  # (2, ndim) inclusive index box in the heatmap's array order
+    peak: tuple[int, ...]  # index of its hottest voxel
+    peak_heat: float
+
+
+def hot_regions(heatmap: np.ndarray, fraction: float) -> list[HotRegion]:
+    """Connected regions (face neighbours) at or above `fraction` of the hottest value, hottest first."""
+    from scipy import ndimage
+
+    top = float(heatmap.max())
+    if top <= 0:
+        return []
+    labelled, _ = ndimage.label(heatmap >= fraction * top)
+    regions = []
+    for index, found in enumerate(ndimage.find_objects(labelled), start=1):
+        inside = labelled[found] == index
+        if inside.sum() < MIN_REGION_VOXELS:
+            continue
+        values = np.where(inside, heatmap[found], -np.inf)
+        local = np.unravel_index(int(values.argmax()), values.shape)
+        peak = tuple(int(s.start + n) for s, n in zip(found, local))
+        box = np.array([[s.start for s in found], [s.stop - 1 for s in found]])
+        regions.append(HotRegion(box, peak, float(heatmap[peak])))
+    return sorted(regions, key=lambda region: -region.peak_heat)
