@@ -95,10 +95,10 @@ def test_hot_regions_box_each_connected_region_hottest_first():
     heat = np.zeros((3, 20, 20), dtype=np.float32)
     heat[0:2, 2:5, 3:7] = 0.6
     heat[2, 10:15, 12:14] = 1.0
-    heat[1, 18, 18] = 0.9  # one voxel: an interpolation fringe, not a region
-    regions = hot_regions(heat, 0.5)
+    heat[1, 18, 18] = 0.9  # one voxel: smaller than a region
+    regions = hot_regions(heat, 0.5, min_voxels=4)
     assert [region.box.tolist() for region in regions] == [[[2, 10, 12], [2, 14, 13]], [[0, 2, 3], [1, 4, 6]]]
-    assert regions[0].peak_heat == 1.0 and hot_regions(np.zeros((2, 3, 3)), 0.5) == []
+    assert regions[0].peak_heat == 1.0 and hot_regions(np.zeros((2, 3, 3)), 0.5, 4) == []
 
 
 class _BrightnessCNN(nn.Module):

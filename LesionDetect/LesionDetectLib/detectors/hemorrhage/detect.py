@@ -17,7 +17,7 @@ from LesionDetectLib.detectors.hemorrhage.anatomy import BONE_HU, intracranial
 from LesionDetectLib.detectors.hemorrhage.checks import contrast_warning
 from LesionDetectLib.detectors.hemorrhage.classify import classify_single_slice, classify_slices
 from LesionDetectLib.detectors.hemorrhage.gradcam import TARGET_LAYER, label_heatmaps, union
-from LesionDetectLib.detectors.hemorrhage.hot_regions import hot_regions
+from LesionDetectLib.detectors.hemorrhage.hot_regions import MIN_REGION_MM2, MIN_REGION_MM3, hot_regions
 from LesionDetectLib.detectors.hemorrhage.key_image import (
     APPROXIMATION_WARNING,
     ASSUMED_HEAD_LENGTH_MM,
@@ -88,7 +88,8 @@ def detect_key_image(image, model, options, device="cpu", progress=None) -> Find
             model.network, inputs, probabilities, positive, options.threshold, frame, hu, KEY_IMAGE_BONE_HU
         )
         if maps:
-            for region in hot_regions(heat[0], options.hot_level):
+            min_pixels = int(np.ceil(MIN_REGION_MM2 / pixel_mm**2))
+            for region in hot_regions(heat[0], options.hot_level, min_pixels):
                 label = _label_at(maps, frame, region.peak, model.input_size, 0)
                 (j0, i0), (j1, i1) = region.box
                 lesions.append(
@@ -178,7 +179,8 @@ def percent(heat: np.ndarray) -> np.ndarray:
 def _volume_lesions(volume, view, heat, maps, frame, slice_probabilities, order, options) -> list[Lesion]:
     lesions = []
     size = next(iter(maps.values())).shape[-1]
-    for region in hot_regions(heat, options.hot_level):
+    min_voxels = int(np.ceil(MIN_REGION_MM3 / np.prod(volume.spacing)))
+    for region in hot_regions(heat, options.hot_level, min_voxels):
         label = _label_at(maps, frame, region.peak[1:], size, region.peak[0])
         k0, k1 = region.box[:, 0]
         score = float(slice_probabilities[k0 : k1 + 1, LABELS.index(label)].max())

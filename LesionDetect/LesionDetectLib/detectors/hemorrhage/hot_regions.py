@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MIN_REGION_VOXELS = 4  # smaller specks above the level are interpolation fringes, not regions
+MIN_REGION_MM3 = 20.0  # smaller specks above the level are interpolation fringes, not regions
+MIN_REGION_MM2 = 10.0  # the same on a single image
 
 
 @dataclass
@@ -16,8 +17,9 @@ class HotRegion:
     peak_heat: float
 
 
-def hot_regions(heatmap: np.ndarray, fraction: float) -> list[HotRegion]:
-    """Connected regions (face neighbours) at or above `fraction` of the hottest value, hottest first."""
+def hot_regions(heatmap: np.ndarray, fraction: float, min_voxels: int) -> list[HotRegion]:
+    """Connected regions (face neighbours) of at least `min_voxels` at or above `fraction` of the hottest value,
+    hottest first."""
     from scipy import ndimage
 
     top = float(heatmap.max())
@@ -27,7 +29,7 @@ def hot_regions(heatmap: np.ndarray, fraction: float) -> list[HotRegion]:
     regions = []
     for index, found in enumerate(ndimage.find_objects(labelled), start=1):
         inside = labelled[found] == index
-        if inside.sum() < MIN_REGION_VOXELS:
+        if inside.sum() < min_voxels:
             continue
         values = np.where(inside, heatmap[found], -np.inf)
         local = np.unravel_index(int(values.argmax()), values.shape)
