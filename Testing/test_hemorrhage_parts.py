@@ -149,3 +149,18 @@ def test_gradcam_peaks_on_a_planted_bright_blob_and_keeps_the_inputs_geometry():
     assert abs(peak[0] - 10 - 2 * 20) <= 8 and abs(peak[1] - 20 - 2 * 40) <= 8
     combined, which = union({"a": heat, "b": heat * 0.5})
     assert np.array_equal(combined, heat) and not which.any()
+
+
+def test_the_intracranial_space_is_what_the_skull_encloses_with_bright_spots_inside_kept():
+    from LesionDetectLib.detectors.hemorrhage.anatomy import intracranial
+
+    rows, cols = np.indices((80, 80))
+    radius = np.hypot(rows - 40, cols - 40)
+    closed = np.where(radius < 30, 30.0, -1000.0)
+    closed[(radius >= 30) & (radius < 34)] = 1200.0  # the skull
+    closed[38:42, 38:42] = 700.0  # a calcification inside, brighter than the bone threshold
+    opened = closed.copy()
+    opened[(radius >= 30) & (cols > 60)] = 30.0  # the ring open (skull base): no enclosed space
+    inside = intracranial(np.stack([closed, opened]))
+    assert inside[0, 40, 40] and inside[0, 40, 15] and not inside[0, 40, 8] and not inside[0, 40, 72]
+    assert inside[1, 40, 15] and inside[1, 40, 75]  # open ring: the whole head's soft tissue

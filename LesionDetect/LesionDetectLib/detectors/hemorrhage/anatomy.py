@@ -10,13 +10,17 @@ HEAD_HU = -300.0  # above: the head (scalp, bone, brain), below: air and padding
 
 
 def intracranial(hu_kji: np.ndarray, bone_hu: float = BONE_HU) -> np.ndarray:
-    """Per slice: the space the skull encloses (bone excluded); on slices where the skull is not a closed
-    ring, the whole head's soft tissue."""
+    """Per slice: the space the skull (its largest bone component) encloses, bright spots inside kept; on slices
+    where the skull is not a closed ring, the whole head's soft tissue."""
     from scipy import ndimage
 
     inside = np.zeros(np.shape(hu_kji), dtype=bool)
     for k, hu in enumerate(hu_kji):
-        bone = hu >= bone_hu
+        labelled, count = ndimage.label(hu >= bone_hu)
+        if not count:
+            inside[k] = hu > HEAD_HU
+            continue
+        bone = labelled == np.bincount(labelled.ravel())[1:].argmax() + 1
         enclosed = ndimage.binary_fill_holes(bone) & ~bone
         head = (hu > HEAD_HU) & ~bone
         inside[k] = enclosed if enclosed.sum() >= MIN_ENCLOSED_FRACTION * max(head.sum(), 1) else head

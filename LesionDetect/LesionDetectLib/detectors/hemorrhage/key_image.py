@@ -14,7 +14,7 @@ from LesionDetectLib.detectors.hemorrhage.windows import WINDOWS, without_paddin
 
 ASSUMED_HEAD_LENGTH_MM = 175.0  # outer table, front to back, of an adult head on a mid-level axial slice
 KEY_IMAGE_BACKGROUND_HU = 0.0  # what black reads back as: the brain window's lower end
-KEY_IMAGE_BONE_HU = 79.0  # bone saturates the brain window: white in the image
+KEY_IMAGE_BONE_HU = 70.0  # bone saturates the brain window (white); the skull ring closes at grey ≥ 223
 HEAD_GREY = 10  # of 255: darker pixels are outside the head (air shown black)
 APPROXIMATION_WARNING = (
     "Slice mode: the image is taken as brain-windowed (L 40 / W 80), so the subdural and soft-tissue windows "
