@@ -11,7 +11,6 @@ from LesionDetectLib.detectors.hemorrhage.labels import LABELS
 from LesionDetectLib.io.volume import Volume
 from LesionDetectLib.io.volume_io import write_nrrd
 
-
 # RSNA's SOPInstanceUIDs are "ID_…", not valid UIDs: pydicom warns on each, as it does on the real files
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI:UserWarning")
 
