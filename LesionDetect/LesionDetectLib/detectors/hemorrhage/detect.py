@@ -8,6 +8,8 @@ window, the CNN's probabilities only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -51,8 +53,10 @@ def detect_hemorrhage(volume, model, options, device="cpu", progress=None) -> Fi
     heatmap, lesions = None, []
     if options.heatmap:
         progress("heatmap", 0.6, "Grad-CAM of the positive labels")
-        heat, maps = scan_heatmap(model.network, inputs, probabilities.final, positive, options.threshold, frame, hu)
-        lesions = _volume_lesions(volume, view, heat, maps, frame, probabilities.final, order, options) if maps else []
+        heat, hottest = scan_heatmap(model.network, inputs, probabilities.final, positive, options.threshold, frame, hu)
+        lesions = (
+            _volume_lesions(volume, view, heat, hottest, frame, probabilities.final, order, options) if hottest else []
+        )
         heatmap = percent(view.from_network(heat))
     progress("done", 1.0, "")
     enhanced = contrast_warning(volume)
@@ -84,13 +88,13 @@ def detect_key_image(image, model, options, device="cpu", progress=None) -> Find
     heatmap, lesions = None, []
     if options.heatmap:
         progress("heatmap", 0.6, "Grad-CAM of the positive labels")
-        heat, maps = scan_heatmap(
+        heat, hottest = scan_heatmap(
             model.network, inputs, probabilities, positive, options.threshold, frame, hu, KEY_IMAGE_BONE_HU
         )
-        if maps:
+        if hottest:
             min_pixels = int(np.ceil(MIN_REGION_MM2 / pixel_mm**2))
             for region in hot_regions(heat[0], options.hot_level, min_pixels):
-                label = _label_at(maps, frame, region.peak, model.input_size, 0)
+                label = hottest.at(frame, region.peak, 0)
                 (j0, i0), (j1, i1) = region.box
                 lesions.append(
                     Lesion.on_frame(
@@ -118,6 +122,21 @@ def detect_key_image(image, model, options, device="cpu", progress=None) -> Find
     )
 
 
+@dataclass
+class HottestLabel:
+    """Per pixel of the network's square, the positive label whose Grad-CAM is hottest there (the union's argmax)."""
+
+    labels: list[str]
+    index: np.ndarray  # (slices, size, size) into `labels`
+
+    def at(self, frame, peak_ji, slice_index: int) -> str:
+        """The label at a peak given in slice pixels (mapped onto the square)."""
+        size = self.index.shape[-1]
+        row = int(np.clip((peak_ji[0] - round(frame.j0)) / round(frame.side_px) * size, 0, size - 1))
+        col = int(np.clip((peak_ji[1] - round(frame.i0)) / round(frame.side_px) * size, 0, size - 1))
+        return self.labels[self.index[slice_index, row, col]]
+
+
 def _findings(image, model, device, lesions, heatmap, scan, summary_fields, table, warnings) -> Findings:
     return Findings(
         detector="hemorrhage",
@@ -140,15 +159,17 @@ def scan_heatmap(
 ):
     """The union of the positive labels' Grad-CAMs on the slice pixels of `hu` (network layout), kept inside the
     skull (blood in the head is intracranial; Grad-CAM also lights the air and scalp around it) and rescaled
-    there to each slice's own peak; zero where nothing is positive. Also the per-label maps on the input square."""
+    there to each slice's own peak; zero where nothing is positive. Also which label is hottest where (None
+    when nothing is positive)."""
     maps = label_heatmaps(network, inputs, slice_probabilities, heatmap_labels(positive), threshold, target_layer)
     if not maps:
-        return np.zeros(hu.shape, dtype=np.float32), maps
-    heat = to_slice_pixels(torch.from_numpy(union(maps)[0]), frame, hu.shape[1:])
+        return np.zeros(hu.shape, dtype=np.float32), None
+    square, hottest_index = union(maps)
+    heat = to_slice_pixels(torch.from_numpy(square), frame, hu.shape[1:])
     inside = heat * intracranial(hu, bone_hu)
     peak, inside_peak = heat.max(axis=(1, 2)), inside.max(axis=(1, 2))
     scale = np.divide(peak, inside_peak, out=np.zeros_like(peak), where=inside_peak > 0)
-    return (inside * scale[:, None, None]).astype(np.float32), maps
+    return (inside * scale[:, None, None]).astype(np.float32), HottestLabel(list(maps), hottest_index)
 
 
 def heatmap_labels(positive: list[str]) -> list[str]:
@@ -176,12 +197,11 @@ def percent(heat: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(heat, 0.0, 1.0) * 100).astype(np.uint8)
 
 
-def _volume_lesions(volume, view, heat, maps, frame, slice_probabilities, order, options) -> list[Lesion]:
+def _volume_lesions(volume, view, heat, hottest, frame, slice_probabilities, order, options) -> list[Lesion]:
     lesions = []
-    size = next(iter(maps.values())).shape[-1]
     min_voxels = int(np.ceil(MIN_REGION_MM3 / np.prod(volume.spacing)))
     for region in hot_regions(heat, options.hot_level, min_voxels):
-        label = _label_at(maps, frame, region.peak[1:], size, region.peak[0])
+        label = hottest.at(frame, region.peak[1:], region.peak[0])
         k0, k1 = region.box[:, 0]
         score = float(slice_probabilities[k0 : k1 + 1, LABELS.index(label)].max())
         box_kji = view.box_to_input(region.box, volume.array.shape)
@@ -199,13 +219,6 @@ def _volume_lesions(volume, view, heat, maps, frame, slice_probabilities, order,
             )
         )
     return lesions
-
-
-def _label_at(maps: dict, frame, peak_ji, size: int, slice_index: int) -> str:
-    """The label whose map is hottest at the peak pixel (slice pixels → the network's square)."""
-    row = int(np.clip((peak_ji[0] - round(frame.j0)) / round(frame.side_px) * size, 0, size - 1))
-    col = int(np.clip((peak_ji[1] - round(frame.i0)) / round(frame.side_px) * size, 0, size - 1))
-    return max(maps, key=lambda label: maps[label][slice_index, row, col])
 
 
 def _slice_heights(volume) -> np.ndarray:
