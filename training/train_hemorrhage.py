@@ -32,8 +32,7 @@ from LesionDetectLib.detection.weights import config_arguments, install_bundle  
 from LesionDetectLib.detectors.hemorrhage.key_image import (  # noqa: E402
     KEY_IMAGE_BACKGROUND_HU,
     brain_window_only,
-    hu_from_brain_window,
-    pixel_mm_from_head,
+    key_image_input,
 )
 from LesionDetectLib.detectors.hemorrhage.labels import ANY, LOSS_WEIGHTS  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.model import save_hemorrhage_model  # noqa: E402
@@ -67,9 +66,7 @@ def real_key_images(real: dict, split: str, input_size: int) -> tuple[torch.Tens
     """The real PNG set's slices of a split as slice mode reads them, and their labels ("any" only known)."""
     slices, labels = [], []
     for png in read_png_set(real["root"], split):
-        hu = hu_from_brain_window(png.grey)[None]
-        frame = head_frame(hu, pixel_mm_from_head(png.grey))
-        slices.append(network_input(hu, frame, input_size, KEY_IMAGE_BACKGROUND_HU).half())
+        slices.append(key_image_input(png.grey, input_size)[0].half())
         labels.append(png.hemorrhage)
     return torch.cat(slices), torch.tensor(labels, dtype=torch.float32)
 

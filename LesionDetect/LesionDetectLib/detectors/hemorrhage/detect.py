@@ -23,16 +23,12 @@ from LesionDetectLib.detectors.hemorrhage.hot_regions import MIN_REGION_MM2, MIN
 from LesionDetectLib.detectors.hemorrhage.key_image import (
     APPROXIMATION_WARNING,
     ASSUMED_HEAD_LENGTH_MM,
-    HEAD_GREY,
-    KEY_IMAGE_BACKGROUND_HU,
     KEY_IMAGE_BONE_HU,
-    hu_from_brain_window,
-    pixel_mm_from_head,
+    key_image_input,
 )
 from LesionDetectLib.detectors.hemorrhage.labels import ANY, LABELS, SUBTYPES
 from LesionDetectLib.detectors.hemorrhage.orientation import axial_view
 from LesionDetectLib.detectors.hemorrhage.preprocess import head_frame, network_input, to_slice_pixels
-from LesionDetectLib.detectors.hemorrhage.windows import AIR_HU
 
 
 def detect_hemorrhage(volume, model, options, device="cpu", progress=None) -> Findings:
@@ -76,11 +72,7 @@ def detect_hemorrhage(volume, model, options, device="cpu", progress=None) -> Fi
 def detect_key_image(image, model, options, device="cpu", progress=None) -> Findings:
     """Slice mode on a single 2D image: the CNN's probabilities, the union heatmap, boxes on the image."""
     progress = progress or no_progress
-    grey = _as_8_bit(image.frames[0])
-    pixel_mm = pixel_mm_from_head(grey)
-    hu = hu_from_brain_window(grey)[None]
-    frame = head_frame(np.where(grey > HEAD_GREY, hu, AIR_HU), pixel_mm)
-    inputs = network_input(hu, frame, model.input_size, KEY_IMAGE_BACKGROUND_HU)
+    inputs, frame, hu, pixel_mm = key_image_input(_as_8_bit(image.frames[0]), model.input_size)
     progress("classify", 0.3, "one key image")
     probabilities = classify_single_slice(model.network, inputs, device)
     scan = probabilities[0]

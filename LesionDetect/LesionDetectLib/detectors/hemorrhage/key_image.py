@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from LesionDetectLib.detectors.hemorrhage.windows import WINDOWS, without_padding
+from LesionDetectLib.detectors.hemorrhage.preprocess import head_frame, network_input
+from LesionDetectLib.detectors.hemorrhage.windows import AIR_HU, WINDOWS, without_padding
 
 ASSUMED_HEAD_LENGTH_MM = 175.0  # outer table, front to back, of an adult head on a mid-level axial slice
 KEY_IMAGE_BACKGROUND_HU = 0.0  # what black reads back as: the brain window's lower end
@@ -47,3 +48,12 @@ def pixel_mm_from_head(grey: np.ndarray) -> float:
     rows, cols = np.nonzero(head.any(axis=1))[0], np.nonzero(head.any(axis=0))[0]
     extent = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
     return ASSUMED_HEAD_LENGTH_MM / float(extent)
+
+
+def key_image_input(grey: np.ndarray, size: int):
+    """What slice mode feeds the network from one 8-bit key image: (inputs (1, 3, size, size), the head's
+    square, the HU read back (1, rows, cols), the estimated mm per pixel). Training reads real key images so too."""
+    pixel_mm = pixel_mm_from_head(grey)
+    hu = hu_from_brain_window(grey)[None]
+    frame = head_frame(np.where(grey > HEAD_GREY, hu, AIR_HU), pixel_mm)
+    return network_input(hu, frame, size, KEY_IMAGE_BACKGROUND_HU), frame, hu, pixel_mm
