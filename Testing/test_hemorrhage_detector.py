@@ -18,7 +18,7 @@ import torch
 from synthetic_cardiac_ct import make_case as make_chest_case
 from synthetic_head_ct import make_head_case
 
-from LesionDetectLib.app.cli import main
+from LesionDetectLib.app.cli import EXIT_BAD_INPUT, main
 from LesionDetectLib.detection.registry import get_detector
 from LesionDetectLib.detectors.hemorrhage.detect import detect_hemorrhage
 from LesionDetectLib.detectors.hemorrhage.labels import LABELS
@@ -161,3 +161,13 @@ def test_a_contrast_enhanced_head_ct_is_warned_and_a_plain_one_is_not(head, tiny
     assert not any("contrast" in warning for warning in plain.warnings)
     enhanced = detect_hemorrhage(_with_enhanced_vessels(head), model, HemorrhageOptions(heatmap=False))
     assert any("looks contrast-enhanced" in warning for warning in enhanced.warnings)
+
+
+def test_a_black_key_image_is_refused_by_the_cli_naming_the_problem(tiny_manifest, tmp_path, capsys):
+    iio.imwrite(tmp_path / "black.png", np.zeros((64, 64), dtype=np.uint8))
+    code = main(
+        ["hemorrhage", str(tmp_path / "black.png"), "-o", str(tmp_path / "out"), "--weights", str(tiny_manifest)]
+    )
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and "shows no head" in err and "Internal error" not in err
+    assert not (tmp_path / "out").exists()

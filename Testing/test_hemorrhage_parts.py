@@ -76,7 +76,7 @@ def test_key_image_pixel_size_comes_from_the_heads_longer_extent():
     grey = np.zeros((300, 300), dtype=np.uint8)
     grey[20:270, 60:240] = 120  # 250 rows by 180 columns of head
     assert pixel_mm_from_head(grey) == pytest.approx(ASSUMED_HEAD_LENGTH_MM / 250)
-    with pytest.raises(ValueError, match="no head"):
+    with pytest.raises(LesionDetectError, match="shows no head"):
         pixel_mm_from_head(np.zeros((10, 10), dtype=np.uint8))
 
 

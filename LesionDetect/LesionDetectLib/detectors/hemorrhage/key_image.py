@@ -12,6 +12,7 @@ import numpy as np
 
 from LesionDetectLib.detectors.hemorrhage.preprocess import head_frame, network_input
 from LesionDetectLib.detectors.hemorrhage.windows import AIR_HU, WINDOWS, without_padding
+from LesionDetectLib.errors import LesionDetectError
 
 ASSUMED_HEAD_LENGTH_MM = 175.0  # outer table, front to back, of an adult head on a mid-level axial slice
 KEY_IMAGE_BACKGROUND_HU = 0.0  # what black reads back as: the brain window's lower end
@@ -44,7 +45,10 @@ def pixel_mm_from_head(grey: np.ndarray) -> float:
     """mm per pixel if the head's longer extent in the image is ASSUMED_HEAD_LENGTH_MM."""
     head = np.asarray(grey) > HEAD_GREY
     if not head.any():
-        raise ValueError("the image shows no head: every pixel is black")
+        raise LesionDetectError(
+            f"The image shows no head: no pixel is brighter than {HEAD_GREY} of 255. Slice mode needs a brain-windowed "
+            "head-CT key image."
+        )
     rows, cols = np.nonzero(head.any(axis=1))[0], np.nonzero(head.any(axis=0))[0]
     extent = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
     return ASSUMED_HEAD_LENGTH_MM / float(extent)
