@@ -16,12 +16,21 @@ def intracranial(hu_kji: np.ndarray, bone_hu: float = BONE_HU) -> np.ndarray:
 
     inside = np.zeros(np.shape(hu_kji), dtype=bool)
     for k, hu in enumerate(hu_kji):
-        labelled, count = ndimage.label(hu >= bone_hu)
-        if not count:
+        bone = largest_component(hu >= bone_hu)
+        if bone is None:
             inside[k] = hu > HEAD_HU
             continue
-        bone = labelled == np.bincount(labelled.ravel())[1:].argmax() + 1
         enclosed = ndimage.binary_fill_holes(bone) & ~bone
         head = (hu > HEAD_HU) & ~bone
         inside[k] = enclosed if enclosed.sum() >= MIN_ENCLOSED_FRACTION * max(head.sum(), 1) else head
     return inside
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray | None:
+    """The largest connected part of a 2D mask (face neighbours), or None when the mask is empty."""
+    from scipy import ndimage
+
+    labelled, count = ndimage.label(mask)
+    if not count:
+        return None
+    return labelled == np.bincount(labelled.ravel())[1:].argmax() + 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from LesionDetectLib.detectors.hemorrhage.anatomy import BONE_HU, HEAD_HU
+from LesionDetectLib.detectors.hemorrhage.anatomy import BONE_HU, HEAD_HU, largest_component
 from LesionDetectLib.errors import LesionDetectError
 from LesionDetectLib.io.volume import Volume
 
@@ -49,10 +49,9 @@ def head_slices(hu_kji: np.ndarray, pixel_mm: float) -> np.ndarray:
 
     looks = np.zeros(len(hu_kji), dtype=bool)
     for k, hu in enumerate(hu_kji):
-        labelled, count = ndimage.label(hu > HEAD_HU)
-        if not count:
+        largest = largest_component(hu > HEAD_HU)
+        if largest is None:
             continue
-        largest = labelled == (np.bincount(labelled.ravel())[1:].argmax() + 1)
         body = ndimage.binary_fill_holes(largest)
         rows, cols = np.nonzero(body.any(axis=1))[0], np.nonzero(body.any(axis=0))[0]
         extent_mm = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) * pixel_mm
