@@ -164,3 +164,39 @@ def test_the_intracranial_space_is_what_the_skull_encloses_with_bright_spots_ins
     inside = intracranial(np.stack([closed, opened]))
     assert inside[0, 40, 40] and inside[0, 40, 15] and not inside[0, 40, 8] and not inside[0, 40, 72]
     assert inside[1, 40, 15] and inside[1, 40, 75]  # open ring: the whole head's soft tissue
+
+
+def test_blood_density_weight_keeps_acute_blood_and_drops_brain_csf_and_calcification():
+    from LesionDetectLib.detectors.hemorrhage.anatomy import blood_density_weight
+
+    patches = np.zeros((1, 40, 160), dtype=np.float32)
+    for n, hu in enumerate((8.0, 25.0, 40.0, 70.0, 300.0)):  # CSF, white matter, grey matter, blood, calcification
+        patches[0, :, 32 * n : 32 * (n + 1)] = hu
+    weight = blood_density_weight(patches, pixel_mm=0.5)[0, 20, 16::32]
+    assert weight == pytest.approx([0.0, 0.0, 0.4, 1.0, 0.0], abs=1e-4)
+
+
+def test_the_density_weighted_heatmap_points_at_the_dense_voxels_within_a_gradcam_cell():
+    from LesionDetectLib.detectors.hemorrhage.detect import scan_heatmap
+
+    network = nn.Module()
+    network.cnn = _BrightnessCNN().eval()
+    network.cnn.cam_layer = "trunk.layer3"
+    inputs = _image_with_blob(SIZE, (32, 32))[None]  # the network's evidence: a blob at the square's centre
+    with torch.no_grad():
+        probabilities = network.cnn(inputs)[1].sigmoid().numpy()
+    radius = np.hypot(*(np.indices((SIZE, SIZE)) - 32))
+    hu = np.where(radius < 26, 35.0, -1000.0)  # brain at grey-matter density inside a skull ring
+    hu[(radius >= 26) & (radius < 30)] = 1000.0
+    hu[34:36, 30:34] = 70.0  # blood at the blob's lower edge, where Grad-CAM is lower than at its centre
+    frame = HeadFrame(0.0, 0.0, float(SIZE))  # the square is the slice
+    arguments = (network, inputs, probabilities, ["subdural"], 0.5, frame, hu[None])
+    gated, hottest = scan_heatmap(*arguments)
+    plain, _ = scan_heatmap(*arguments, density_gate=False)
+    assert hottest.labels == ["subdural"] and gated.shape == (1, SIZE, SIZE)
+    assert np.unravel_index(plain[0].argmax(), (SIZE, SIZE)) not in {
+        (r, c) for r in range(34, 36) for c in range(30, 34)
+    }
+    row, col = np.unravel_index(gated[0].argmax(), (SIZE, SIZE))
+    assert 34 <= row < 36 and 30 <= col < 34
+    assert not gated[0][radius >= 26].any()  # nothing outside the skull

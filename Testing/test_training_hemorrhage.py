@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
 def test_training_runs_its_three_stages_and_writes_a_bundle_that_loads(trained):
     _, run = trained
     stages = [json.loads(line)["stage"] for line in (run / "train_log.jsonl").read_text().splitlines()]
-    assert stages == ["data", "cnn", "reduction", "lstm"]
+    assert stages == ["data", "backbone", "cnn", "reduction", "lstm"]
     model = load_hemorrhage_model(run / "model" / "hemorrhage.json")
     assert model.version == "hemorrhage-tiny-test" and model.input_size == 32
     manifest = json.loads((run / "model" / "hemorrhage.json").read_text())
@@ -55,7 +55,7 @@ def test_resume_after_the_last_stage_trains_nothing_more(trained):
     before = (run / "model" / "hemorrhage.safetensors").read_bytes()
     assert train_main(["--config", str(config), "--out", str(run), "--resume"]) == 0
     stages = [json.loads(line)["stage"] for line in (run / "train_log.jsonl").read_text().splitlines()]
-    assert stages == ["data", "cnn", "reduction", "lstm", "data"]
+    assert stages == ["data", "backbone", "cnn", "reduction", "lstm", "data", "backbone"]
     assert (run / "model" / "hemorrhage.safetensors").read_bytes() == before
 
 
@@ -79,4 +79,42 @@ def test_install_copies_the_bundle_where_detectors_load_it(trained, tmp_path, mo
     assert (
         load_hemorrhage_model(tmp_path / "hemorrhage.json").sha256
         == load_hemorrhage_model(run / "model" / "hemorrhage.json").sha256
+    )
+
+
+def test_an_imagenet_mobilenet_v2_backbone_trains_from_the_shipped_weights_and_cached_scans_are_reused(tmp_path):
+    import pretrained_backbones
+    from safetensors.torch import load_file
+
+    from LesionDetectLib.nets.mobilenet_v2 import MobileNetV2Features
+
+    config = dict(TINY, model={**TINY["model"], "backbone": "mobilenet_v2", "pretrained": "imagenet"})
+    config["data"] = {**TINY["data"], "train_seeds": [2, 4], "val_seeds": [6, 7]}
+    path = tmp_path / "mobilenet.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cache = tmp_path / "cache"
+    arguments = ["--config", str(path), "--cache", str(cache), "--workers", "2"]
+    assert train_main([*arguments, "--out", str(tmp_path / "first")]) == 0
+    cached = sorted(p.name for p in cache.iterdir())
+    assert len(cached) == 3  # two training scans, one validation scan
+    log = [json.loads(line) for line in (tmp_path / "first" / "train_log.jsonl").read_text().splitlines()]
+    assert log[1]["backbone"] == "mobilenet_v2" and "ImageNet" in log[1]["weights"]
+    model = load_hemorrhage_model(tmp_path / "first" / "model" / "hemorrhage.json")
+    assert model.network.cnn.features == 1280 and model.network.cnn.cam_layer == "trunk.features.6"
+
+    imagenet = MobileNetV2Features()
+    pretrained_backbones.load_imagenet_mobilenet_v2(imagenet)
+    trained = load_file(str(tmp_path / "first" / "model" / "hemorrhage.safetensors"))
+    first_conv = trained["cnn.trunk.features.0.0.weight"]
+    assert first_conv.shape == imagenet.features[0][0].weight.shape
+    # one epoch of Adam at 1e-3 moves the ImageNet start only a little; a random start is nowhere near it
+    start = imagenet.features[0][0].weight.detach()
+    assert torch.nn.functional.cosine_similarity(first_conv.flatten(), start.flatten(), dim=0) > 0.9
+
+    assert train_main([*arguments, "--out", str(tmp_path / "second")]) == 0
+    assert sorted(p.name for p in cache.iterdir()) == cached
+    second = [json.loads(line) for line in (tmp_path / "second" / "train_log.jsonl").read_text().splitlines()]
+    assert (
+        second[0]["train_slices"] == log[0]["train_slices"]
+        and second[0]["key_image_slices"] == log[0]["key_image_slices"]
     )

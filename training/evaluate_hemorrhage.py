@@ -29,7 +29,6 @@ from synthetic_head_ct import make_head_case  # noqa: E402
 
 from LesionDetectLib.detectors.hemorrhage.classify import classify_slices  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.detect import detect_key_image, scan_heatmap  # noqa: E402
-from LesionDetectLib.detectors.hemorrhage.gradcam import TARGET_LAYER  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.labels import ANY, LABELS, LOSS_WEIGHTS  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.model import DEFAULT_MANIFEST, load_hemorrhage_model  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.options import HemorrhageOptions  # noqa: E402
@@ -40,8 +39,12 @@ BOOTSTRAP_SAMPLES = 2000
 
 
 def evaluate_synthetic(model, seeds, matrix: int, threshold: float, layers: list[str]) -> tuple[dict, dict]:
-    """Figures and ROC inputs over the generator's scans of `seeds`."""
-    truth, final, cnn, scan_truth, scan_final, hits = [], [], [], [], [], {layer: [] for layer in layers}
+    """Figures and ROC inputs over the generator's scans of `seeds`; heatmap peaks per Grad-CAM layer, with and
+    without the blood-density weighting."""
+    layers = layers or [f"cnn.{model.network.cnn.cam_layer}"]
+    variants = [(layer, gate) for layer in layers for gate in (True, False)]
+    truth, final, cnn, scan_truth, scan_final = [], [], [], [], []
+    hits = {variant: [] for variant in variants}
     for seed in seeds:
         case = make_head_case(seed, matrix=matrix)
         hu = case.volume.array  # the generator writes the trained layout: no reorientation
@@ -56,11 +59,19 @@ def evaluate_synthetic(model, seeds, matrix: int, threshold: float, layers: list
         positive = [label for label, p in zip(LABELS, probabilities.scan) if p >= threshold]
         if case.slice_labels[:, ANY].any() and LABELS[ANY] in positive:
             blood = np.any(list(case.masks.values()), axis=0)
-            for layer in layers:
+            for layer, gate in variants:
                 heat, _ = scan_heatmap(
-                    model.network, inputs, probabilities.final, positive, threshold, frame, hu, target_layer=layer
+                    model.network,
+                    inputs,
+                    probabilities.final,
+                    positive,
+                    threshold,
+                    frame,
+                    hu,
+                    target_layer=layer,
+                    density_gate=gate,
                 )
-                hits[layer].append(bool(blood[np.unravel_index(heat.argmax(), heat.shape)]))
+                hits[layer, gate].append(bool(blood[np.unravel_index(heat.argmax(), heat.shape)]))
     truth, final, cnn = np.concatenate(truth), np.concatenate(final), np.concatenate(cnn)
     scan_truth, scan_final = np.array(scan_truth), np.array(scan_final)
     figures = {
@@ -71,8 +82,11 @@ def evaluate_synthetic(model, seeds, matrix: int, threshold: float, layers: list
         "slice": {"bilstm": label_figures(truth, final, threshold), "cnn": label_figures(truth, cnn, threshold)},
         "scan": label_figures(scan_truth, scan_final, threshold),
         "heatmap_peak_in_blood": {
-            layer: {"scans": len(found), "rate": float(np.mean(found)) if found else None}
-            for layer, found in hits.items()
+            f"{layer}{' × blood density' if gate else ''}": {
+                "scans": len(found),
+                "rate": float(np.mean(found)) if found else None,
+            }
+            for (layer, gate), found in hits.items()
         },
     }
     curves = {
@@ -166,7 +180,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs=2, default=[9000, 9040], help="[first, stop) generator seeds")
     parser.add_argument("--matrix", type=int, default=256)
     parser.add_argument("--real", type=Path, help="the head-CT PNG set's root (NeiderSmith/head_ct_dataset)")
-    parser.add_argument("--layers", nargs="+", default=[TARGET_LAYER], help="Grad-CAM layers to compare")
+    parser.add_argument("--layers", nargs="+", help="Grad-CAM layers to compare (default: the CNN's stride-8 stage)")
     parser.add_argument("--threshold", type=float, default=HemorrhageOptions.threshold)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -32,12 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
 from LesionDetectLib.detectors.hemorrhage.labels import LABELS, SUBTYPES  # noqa: E402
 from LesionDetectLib.io.volume import Volume  # noqa: E402
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 MIN_LABEL_AREA_MM2 = 10.0
 SUB_SLICES = 3
 BLOOD_HU = (40.0, 90.0)
 POSITIVE_PROBABILITY = 0.55
-SUBTYPE_PROBABILITIES = dict(zip(SUBTYPES, (0.25, 0.45, 0.3, 0.4, 0.45)))  # given a positive scan
+SUBTYPE_PROBABILITIES = dict(
+    zip(SUBTYPES, (0.4, 0.45, 0.3, 0.5, 0.45))
+)  # given a positive scan (1.1.0: epidural 0.25 → 0.4, subarachnoid 0.4 → 0.5)
 FIELD_STEP_MM = 2.0  # smooth random fields live on this lattice, so anatomy does not depend on the grid
 FIELD_EXTENT_MM = 130.0
 BASE_SLOPE = 0.3  # the skull base rises this many mm per mm towards the front

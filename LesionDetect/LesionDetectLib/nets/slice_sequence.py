@@ -1,10 +1,11 @@
 """Per-slice CNN → feature reduction to 120 → 3-layer BiLSTM over slices → 6 sigmoid outputs (METHODS.md D).
 
-The CNN (a 2D ResNet trunk from MONAI, basic blocks, widths scaled for the CPU) gives each slice a feature
-vector and its own six logits. A fixed linear reduction (PCA fitted on training features, stored as buffers
-with the weights) maps the features to 120 values; a bidirectional LSTM reads them over the scan's slices in
-order; the CNN's six probabilities are concatenated with the LSTM's output before the last layer, which gives
-six logits per slice. The scan's probability of a label is its highest slice probability.
+The CNN (a 2D ResNet trunk from MONAI, basic blocks, widths scaled for the CPU; or MobileNetV2, which can start
+from ImageNet weights) gives each slice a feature vector and its own six logits. A fixed linear reduction (PCA
+fitted on training features, stored as buffers with the weights) maps the features to 120 values; a
+bidirectional LSTM reads them over the scan's slices in order; the CNN's six probabilities are concatenated with
+the LSTM's output before the last layer, which gives six logits per slice. The scan's probability of a label is
+its highest slice probability.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ import torch
 from monai.networks.nets.resnet import ResNet, ResNetBlock
 from torch import Tensor, nn
 
+from LesionDetectLib.nets import mobilenet_v2
+
 RESNET18_WIDTHS = (64, 128, 256, 512)
+BACKBONES = ("resnet", "mobilenet_v2")
+CAM_LAYERS = {"resnet": "layer2", "mobilenet_v2": mobilenet_v2.STRIDE_8_LAYER}  # stride 8 of each trunk
 
 
 @dataclass
 class SliceSequenceConfig:
     labels: int = 6
     in_channels: int = 3
+    backbone: str = "resnet"  # one of BACKBONES; mobilenet_v2 is ×1.0 and takes 3 channels
     width: float = 0.25  # ResNet-18 widths × width
     blocks: tuple = (2, 2, 2, 2)
     reduced: int = 120
@@ -31,21 +37,29 @@ class SliceSequenceConfig:
 
 
 class SliceCNN(nn.Module):
-    """A 2D ResNet trunk with global pooling: slices (N, C, H, W) → features (N, F) and logits (N, labels)."""
+    """A 2D trunk (ResNet or MobileNetV2), pooled: slices (N, C, H, W) → features (N, F) and logits (N, labels)."""
 
     def __init__(self, config: SliceSequenceConfig) -> None:
         super().__init__()
-        widths = [max(8, round(c * config.width)) for c in RESNET18_WIDTHS]
-        self.trunk = ResNet(
-            block=ResNetBlock,
-            layers=list(config.blocks),
-            block_inplanes=widths,
-            spatial_dims=2,
-            n_input_channels=config.in_channels,
-            feed_forward=False,
-            bias_downsample=False,
-        )
-        self.features = widths[-1] * ResNetBlock.expansion
+        if config.backbone not in BACKBONES:
+            raise ValueError(f"backbone {config.backbone!r} is not one of {', '.join(BACKBONES)}")
+        if config.backbone == "mobilenet_v2":
+            if config.in_channels != 3:
+                raise ValueError(f"mobilenet_v2 takes 3 channels, not {config.in_channels}")
+            self.trunk, self.features = mobilenet_v2.MobileNetV2Features(), mobilenet_v2.FEATURES
+        else:
+            widths = [max(8, round(c * config.width)) for c in RESNET18_WIDTHS]
+            self.trunk = ResNet(
+                block=ResNetBlock,
+                layers=list(config.blocks),
+                block_inplanes=widths,
+                spatial_dims=2,
+                n_input_channels=config.in_channels,
+                feed_forward=False,
+                bias_downsample=False,
+            )
+            self.features = widths[-1] * ResNetBlock.expansion
+        self.cam_layer = f"trunk.{CAM_LAYERS[config.backbone]}"
         self.head = nn.Linear(self.features, config.labels)
 
     def forward(self, slices: Tensor) -> tuple[Tensor, Tensor]:

@@ -15,10 +15,10 @@ import torch
 
 from LesionDetectLib.detection.detector import no_progress
 from LesionDetectLib.detection.findings import Findings, Lesion, ScoreTable
-from LesionDetectLib.detectors.hemorrhage.anatomy import BONE_HU, intracranial
+from LesionDetectLib.detectors.hemorrhage.anatomy import BONE_HU, blood_density_weight, intracranial
 from LesionDetectLib.detectors.hemorrhage.checks import contrast_warning
 from LesionDetectLib.detectors.hemorrhage.classify import classify_single_slice, classify_slices
-from LesionDetectLib.detectors.hemorrhage.gradcam import TARGET_LAYER, label_heatmaps, union
+from LesionDetectLib.detectors.hemorrhage.gradcam import label_heatmaps, union
 from LesionDetectLib.detectors.hemorrhage.hot_regions import MIN_REGION_MM2, MIN_REGION_MM3, hot_regions
 from LesionDetectLib.detectors.hemorrhage.key_image import (
     APPROXIMATION_WARNING,
@@ -28,7 +28,7 @@ from LesionDetectLib.detectors.hemorrhage.key_image import (
 )
 from LesionDetectLib.detectors.hemorrhage.labels import ANY, LABELS, SUBTYPES
 from LesionDetectLib.detectors.hemorrhage.orientation import axial_view
-from LesionDetectLib.detectors.hemorrhage.preprocess import head_frame, network_input, to_slice_pixels
+from LesionDetectLib.detectors.hemorrhage.preprocess import INPUT_FOV_MM, head_frame, network_input, to_slice_pixels
 
 
 def detect_hemorrhage(volume, model, options, device="cpu", progress=None) -> Findings:
@@ -147,18 +147,30 @@ def _findings(image, model, device, lesions, heatmap, scan, summary_fields, tabl
 
 
 def scan_heatmap(
-    network, inputs, slice_probabilities, positive, threshold, frame, hu, bone_hu=BONE_HU, target_layer=TARGET_LAYER
+    network,
+    inputs,
+    slice_probabilities,
+    positive,
+    threshold,
+    frame,
+    hu,
+    bone_hu=BONE_HU,
+    target_layer=None,
+    density_gate=True,
 ):
     """The union of the positive labels' Grad-CAMs on the slice pixels of `hu` (network layout), kept inside the
-    skull (blood in the head is intracranial; Grad-CAM also lights the air and scalp around it) and rescaled
-    there to each slice's own peak; zero where nothing is positive. Also which label is hottest where (None
-    when nothing is positive)."""
+    skull (blood in the head is intracranial; Grad-CAM also lights the air and scalp around it), weighted by how
+    well each voxel's HU fits acute blood (`density_gate`: Grad-CAM's 15 mm cells then point at the dense voxels
+    within them) and rescaled to each slice's own peak; zero where nothing is positive. Also which label is
+    hottest where (None when nothing is positive)."""
     maps = label_heatmaps(network, inputs, slice_probabilities, heatmap_labels(positive), threshold, target_layer)
     if not maps:
         return np.zeros(hu.shape, dtype=np.float32), None
     square, hottest_index = union(maps)
     heat = to_slice_pixels(torch.from_numpy(square), frame, hu.shape[1:])
     inside = heat * intracranial(hu, bone_hu)
+    if density_gate:
+        inside *= blood_density_weight(hu, INPUT_FOV_MM / frame.side_px)
     peak, inside_peak = heat.max(axis=(1, 2)), inside.max(axis=(1, 2))
     scale = np.divide(peak, inside_peak, out=np.zeros_like(peak), where=inside_peak > 0)
     return (inside * scale[:, None, None]).astype(np.float32), HottestLabel(list(maps), hottest_index)

@@ -14,7 +14,6 @@ from torch import nn
 
 from LesionDetectLib.detectors.hemorrhage.labels import LABELS
 
-TARGET_LAYER = "cnn.trunk.layer2"  # stride 8: 15 mm cells at 128² over 240 mm (layer3: 30 mm, layer4: 60 mm)
 BATCH = 16
 
 
@@ -43,11 +42,13 @@ def label_heatmaps(
     slice_probabilities: np.ndarray,
     labels: list[str],
     threshold: float,
-    target_layer: str = TARGET_LAYER,
+    target_layer: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Label → (slices, size, size) float32 0…1 on the input square; zero on slices below `threshold`."""
+    """Label → (slices, size, size) float32 0…1 on the input square; zero on slices below `threshold`. The
+    layer is named within the network; by default the CNN's stride-8 stage (15 mm cells at 128² over 240 mm)."""
     from monai.visualize import GradCAM
 
+    target_layer = target_layer or f"cnn.{network.cnn.cam_layer}"
     cam = GradCAM(  # eval: GradCAM puts the module back in the mode it found it in
         _CnnLogits(network.cnn).eval(), target_layers=target_layer, postprocessing=_scaled_to_unit
     )
