@@ -1,0 +1,65 @@
+"""A frame classifier for angiography: CNN feature map → one self-attention module → normal / stenosis (METHODS.md E).
+
+The CNN (MobileNetV2 ×1.0, which can start from ImageNet weights) gives a stride-32 feature map; a 1×1
+convolution reduces it to `attention_dim` channels; MONAI's multi-head self-attention block (`SABlock`) lets
+every cell attend to every other, added back to its input (residual, layer-normed); the cells are averaged and
+a linear layer gives one logit per frame. `attention=False` is the same network without the module, for the
+paper's ablation.
+
+Because the cells are averaged after the attention, the mean over queries of the attention matrix is exactly
+how much each cell's value contributes to the frame's pooled vector: `attention_map` returns it as a
+(H / 32, W / 32) heatmap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from LesionDetectLib.nets import mobilenet_v2
+
+
+@dataclass
+class FrameAttentionConfig:
+    attention: bool = True
+    attention_dim: int = 128
+    heads: int = 4
+    dropout: float = 0.2
+    in_channels: int = 1  # grey frames, repeated to the trunk's three channels
+
+
+class FrameAttentionNet(nn.Module):
+    """Frames (N, 1, H, W) in 0…1 → logits (N,); `attention_map` after a forward pass."""
+
+    cam_layer = "trunk.features.18"  # the last convolution, for Grad-CAM
+
+    def __init__(self, config: FrameAttentionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.trunk = mobilenet_v2.MobileNetV2Features()
+        self.reduce = nn.Conv2d(mobilenet_v2.FEATURES, config.attention_dim, 1)
+        if config.attention:
+            from monai.networks.blocks import SABlock
+
+            self.attention = SABlock(config.attention_dim, config.heads, config.dropout, save_attn=True)
+            self.norm = nn.LayerNorm(config.attention_dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.attention_dim, 1)
+        self._grid = None
+
+    def forward(self, frames: Tensor) -> Tensor:
+        cells = self.reduce(self.trunk.feature_map(frames.expand(-1, 3, -1, -1)))
+        self._grid = cells.shape[-2:]
+        tokens = cells.flatten(2).transpose(1, 2)  # (N, cells, dim)
+        if self.config.attention:
+            tokens = self.norm(tokens + self.attention(tokens))
+        return self.head(self.dropout(tokens.mean(dim=1)))[:, 0]
+
+    def attention_map(self) -> Tensor:
+        """(N, H / 32, W / 32) of the last forward pass: each cell's weight in the pooled vector, summing to 1."""
+        if not self.config.attention or self._grid is None:
+            raise RuntimeError("no attention map: the network has no attention module or has not run yet")
+        weights = self.attention.att_mat.mean(dim=(1, 2))  # over heads and queries → (N, cells)
+        return weights.view(-1, *self._grid)
