@@ -22,7 +22,7 @@ TINY = {
         "key_image_fraction": 0.3,
     },
     "model": {"width": 0.125, "blocks": [1, 1, 1, 1], "reduced": 8, "lstm_hidden": 8, "lstm_layers": 3, "dropout": 0.1},
-    "cnn": {"epochs": 1, "lr": 1.0e-3, "batch": 16},
+    "cnn": {"epochs": 3, "lr": 1.0e-3, "batch": 16},
     "lstm": {"epochs": 1, "lr": 1.0e-3},
 }
 
@@ -39,7 +39,11 @@ def trained(tmp_path_factory):
 def test_training_runs_its_three_stages_and_writes_a_bundle_that_loads(trained):
     _, run = trained
     stages = [json.loads(line)["stage"] for line in (run / "train_log.jsonl").read_text().splitlines()]
-    assert stages == ["data", "backbone", "cnn", "reduction", "lstm"]
+    assert stages == ["data", "backbone", "cnn", "cnn", "cnn", "cnn_best", "reduction", "lstm"]
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    val = [entry["val"] for entry in log if entry["stage"] == "cnn"]
+    kept = next(entry for entry in log if entry["stage"] == "cnn_best")
+    assert kept["epoch"] == val.index(min(val)) and kept["val"] == min(val)
     model = load_hemorrhage_model(run / "model" / "hemorrhage.json")
     assert model.version == "hemorrhage-tiny-test" and model.input_size == 32
     manifest = json.loads((run / "model" / "hemorrhage.json").read_text())
@@ -55,7 +59,7 @@ def test_resume_after_the_last_stage_trains_nothing_more(trained):
     before = (run / "model" / "hemorrhage.safetensors").read_bytes()
     assert train_main(["--config", str(config), "--out", str(run), "--resume"]) == 0
     stages = [json.loads(line)["stage"] for line in (run / "train_log.jsonl").read_text().splitlines()]
-    assert stages == ["data", "backbone", "cnn", "reduction", "lstm", "data", "backbone"]
+    assert stages[-2:] == ["data", "backbone"] and stages.count("cnn") == 3  # nothing trained again
     assert (run / "model" / "hemorrhage.safetensors").read_bytes() == before
 
 

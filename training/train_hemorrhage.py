@@ -8,7 +8,8 @@
 2. Reduction: PCA (scikit-learn) of the trained CNN's features of every training slice, kept as buffers.
 3. BiLSTM: the CNN and PCA frozen, their outputs cached per scan; the sequence model and last layer learn
    the slice labels of whole scans, slices in order.
-Seeded; one JSON line per epoch in OUT/train_log.jsonl; a checkpoint after every epoch and stage.
+Seeded; one JSON line per epoch in OUT/train_log.jsonl; a checkpoint after every epoch and stage. The CNN of the
+epoch with the lowest validation loss is the one kept.
 """
 
 from __future__ import annotations
@@ -302,6 +303,7 @@ def main(argv=None) -> int:
         )
 
     cnn_config, lstm_config = config["cnn"], config["lstm"]
+    best_cnn_path = args.out / "best_cnn.pt"
     optimiser = torch.optim.Adam(network.cnn.parameters(), lr=cnn_config["lr"])
     if done["cnn"] < cnn_config["epochs"]:
         train_slices = cnn_training_set(train_scans, key_images, real, real_set)  # once, not every epoch
@@ -312,6 +314,9 @@ def main(argv=None) -> int:
         train_loss = cnn_epoch(network, optimiser, *train_slices, cnn_config["batch"], rng, train=True)
         val_loss = cnn_epoch(network, optimiser, *val_slices, cnn_config["batch"], rng, train=False)
         done["cnn"] = epoch + 1
+        if val_loss < done.get("best_val", float("inf")):
+            done["best_val"], done["best_epoch"] = val_loss, epoch
+            torch.save(network.cnn.state_dict(), best_cnn_path)
         save()
         record(
             {
@@ -322,6 +327,11 @@ def main(argv=None) -> int:
                 "seconds": time.perf_counter() - epoch_started,
             }
         )
+    if not done.get("best_restored"):  # the CNN of the epoch with the lowest validation loss goes on
+        network.cnn.load_state_dict(torch.load(best_cnn_path, weights_only=True))
+        done["best_restored"] = True
+        save()
+        record({"stage": "cnn_best", "epoch": done["best_epoch"], "val": done["best_val"]})
     train_cached = cnn_outputs(network, train_scans)
     if not done["reduction"]:
         figures = fit_reduction(network, torch.cat([f for f, _ in train_cached]), seed)
@@ -359,7 +369,7 @@ def main(argv=None) -> int:
             **config["data"],
         },
         "training": {
-            "cnn": cnn_config,
+            "cnn": {**cnn_config, "kept_epoch": done["best_epoch"], "kept_val_loss": done["best_val"]},
             "lstm": lstm_config,
             "train_slices": slices,
             "real_png": None if real is None else {"split": "train", "slices": len(real_set[0]), **real},
