@@ -1,6 +1,7 @@
 """Stenosis preprocessing on synthetic angiograms: vesselness, burned-in text masking, key-frame choice."""
 
 import numpy as np
+import torch
 
 from LesionDetectLib.detectors.stenosis.key_frames import choose_key_frames, key_frames
 from LesionDetectLib.detectors.stenosis.text_mask import MARGIN_PX, border_zone, masked_frames, text_mask
@@ -239,3 +240,20 @@ def test_masked_text_leaves_no_vesselness():
     before = vesselness(clip)[:, dark_text].mean()
     after = vesselness(filled)[:, dark_text].mean()
     assert before > 0.2 and after < 0.05
+
+
+def test_network_input_stretches_the_clip_alike_and_maps_back_onto_frame_pixels():
+    from LesionDetectLib.detectors.stenosis.preprocess import network_input, to_frame_pixels
+
+    frames = np.full((3, 300, 200), 100, dtype=np.uint16)
+    frames[1] = 60  # a darker frame stays darker than the others after stretching
+    frames[:, 100:120, 50:60] = 20  # a dark vessel
+    inputs = network_input(frames, np.zeros((300, 200), dtype=bool), input_size=64)
+    assert inputs.shape == (3, 1, 64, 64) and inputs.dtype == torch.float32
+    assert 0.0 <= float(inputs.min()) and float(inputs.max()) <= 1.0
+    assert float(inputs[1].mean()) < float(inputs[0].mean())
+    heat = np.zeros((1, 64, 64), dtype=np.float32)
+    heat[0, 20:24, 40:44] = 1.0  # rows 20–23 of 64 → 94–112 of 300; columns 40–43 of 64 → 125–137 of 200
+    back = to_frame_pixels(heat, (300, 200))
+    row, col = np.unravel_index(back[0].argmax(), (300, 200))
+    assert back.shape == (1, 300, 200) and 90 <= row <= 115 and 122 <= col <= 140
