@@ -23,3 +23,14 @@ def mrml_scene(slicer_app):
     """The shared scene, emptied after each test."""
     yield slicer_app.scene
     slicer_app.scene.Clear(False)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (small tensors: thread start-up costs more than it saves), then as before."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

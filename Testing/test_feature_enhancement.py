@@ -15,12 +15,7 @@ EXPECTED_MASK = torch.tensor([[0, 0, 0, 0], [0, 11 / 15, 7 / 15, 0], [0, 3 / 15,
 EXPECTED_2X2 = torch.tensor([[11 / 60, 7 / 60], [3 / 60, 0]])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_mask_on_hand_checked_box():

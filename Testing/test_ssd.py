@@ -24,12 +24,7 @@ LEVELS_64 = [(16, 4), (8, 8), (4, 16), (2, 32), (1, 64)]  # (map side, stride) f
 SUBPIXEL = {"rtol": 1e-4, "atol": 0}  # default boxes are exact to 1/4096 px
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def boxes_by_level(config):
