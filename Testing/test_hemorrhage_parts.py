@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
+from LesionDetectLib.detection.hot_regions import hot_regions
 from LesionDetectLib.detectors.hemorrhage.gradcam import label_heatmaps, union
-from LesionDetectLib.detectors.hemorrhage.hot_regions import hot_regions
 from LesionDetectLib.detectors.hemorrhage.key_image import (
     ASSUMED_HEAD_LENGTH_MM,
     brain_window_only,

@@ -1,8 +1,8 @@
-"""Feature enhancement (FE) from ground-truth boxes, a training-only layer of the microbleed SSD (METHODS.md C).
+"""Feature enhancement (FE) from ground-truth boxes, a training-only layer for small dark lesions (METHODS.md C).
 
 Per ground-truth box, M = P (the input image) inside the box and 0 outside; B_mean = beta * mean(P in the box),
 beta = 1.5; pixels above B_mean are dropped (M = 0) and the others get M = 1 - P / B_mean, so the darkest pixels
-(microbleeds in SWI) get the strongest enhancement; M is resized to the feature map and X' = X + M * X on every
+(dark lesions, as in SWI) get the strongest enhancement; M is resized to the feature map and X' = X + M * X on every
 channel. The layer holds no parameters or buffers: inference runs the plain network, which is the same network.
 
 Boxes are (d0_min, d1_min, d0_max, d1_max) in pixels of the image's spatial dims, as in ssd.py (MONAI's 2D "xyxy"
@@ -14,7 +14,7 @@ a box covers every pixel it overlaps. Choices the paper leaves open:
 - a box with B_mean <= 0 (possible only for images with negative values) is not enhanced, and weights are capped
   at 1 (a negative pixel in a box with positive B_mean), so no feature is more than doubled;
 - an image with several channels (e.g. grey repeated for an ImageNet backbone) uses their mean as P;
-- M is resized by area averaging, so a microbleed of a few pixels still reaches a stride-8 feature cell.
+- M is resized by area averaging, so a lesion of a few pixels still reaches a stride-8 feature cell.
 """
 
 import math

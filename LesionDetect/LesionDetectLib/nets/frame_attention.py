@@ -1,4 +1,4 @@
-"""A frame classifier for angiography: CNN feature map → one self-attention module → normal / stenosis (METHODS.md E).
+"""A frame classifier: CNN feature map → one self-attention module → one logit (normal / abnormal; METHODS.md E).
 
 The CNN (MobileNetV2 ×1.0, which can start from ImageNet weights) gives a stride-32 feature map; a 1×1
 convolution reduces it to `attention_dim` channels; MONAI's multi-head self-attention block (`SABlock`) lets

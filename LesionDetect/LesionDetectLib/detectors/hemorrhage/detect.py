@@ -15,11 +15,11 @@ import torch
 
 from LesionDetectLib.detection.detector import no_progress
 from LesionDetectLib.detection.findings import Findings, Lesion, ScoreTable
+from LesionDetectLib.detection.hot_regions import hot_regions
 from LesionDetectLib.detectors.hemorrhage.anatomy import BONE_HU, blood_density_weight, intracranial
 from LesionDetectLib.detectors.hemorrhage.checks import contrast_warning
 from LesionDetectLib.detectors.hemorrhage.classify import classify_single_slice, classify_slices
 from LesionDetectLib.detectors.hemorrhage.gradcam import label_heatmaps, union
-from LesionDetectLib.detectors.hemorrhage.hot_regions import MIN_REGION_MM2, MIN_REGION_MM3, hot_regions
 from LesionDetectLib.detectors.hemorrhage.key_image import (
     APPROXIMATION_WARNING,
     ASSUMED_HEAD_LENGTH_MM,
@@ -29,6 +29,9 @@ from LesionDetectLib.detectors.hemorrhage.key_image import (
 from LesionDetectLib.detectors.hemorrhage.labels import ANY, LABELS, SUBTYPES
 from LesionDetectLib.detectors.hemorrhage.orientation import axial_view
 from LesionDetectLib.detectors.hemorrhage.preprocess import INPUT_FOV_MM, head_frame, network_input, to_slice_pixels
+
+MIN_REGION_MM3 = 20.0  # smaller specks above the hot level are interpolation fringes, not regions
+MIN_REGION_MM2 = 10.0  # the same on a single image
 
 
 def detect_hemorrhage(volume, model, options, device="cpu", progress=None) -> Findings:

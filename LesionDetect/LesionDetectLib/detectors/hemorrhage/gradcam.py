@@ -1,8 +1,8 @@
 """Grad-CAM heatmaps of the per-slice CNN (MONAI's `GradCAM`), one per label called positive, and their union.
 
 Each map is computed on the network's input square for the slices where the label's probability reaches the
-threshold, scaled there to 0…1 (min → 0, max → 1) and weighted by that slice's probability, so a slice the
-model doubts glows less. The union is the pixel-wise maximum over the positive labels, as the paper's
+threshold, scaled there to 0…1 (min → 0, max → 1: `nets.cam.grad_cam`) and weighted by that slice's probability,
+so a slice the model doubts glows less. The union is the pixel-wise maximum over the positive labels, as the paper's
 radiologists asked ("show all bleeding regions").
 """
 
@@ -13,16 +13,7 @@ import torch
 from torch import nn
 
 from LesionDetectLib.detectors.hemorrhage.labels import LABELS
-
-BATCH = 16
-
-
-def _scaled_to_unit(maps: torch.Tensor) -> torch.Tensor:
-    """Each map's (min, max) → (0, 1). MONAI's default normaliser maps them to (1, 0): hottest would be coldest."""
-    from monai.transforms import ScaleIntensity
-
-    scale = ScaleIntensity(minv=0.0, maxv=1.0)
-    return torch.stack([torch.as_tensor(scale(one)) for one in maps])
+from LesionDetectLib.nets.cam import grad_cam
 
 
 class _CnnLogits(nn.Module):
@@ -46,23 +37,16 @@ def label_heatmaps(
 ) -> dict[str, np.ndarray]:
     """Label → (slices, size, size) float32 0…1 on the input square; zero on slices below `threshold`. The
     layer is named within the network; by default the CNN's stride-8 stage (15 mm cells at 128² over 240 mm)."""
-    from monai.visualize import GradCAM
-
     target_layer = target_layer or f"cnn.{network.cnn.cam_layer}"
-    cam = GradCAM(  # eval: GradCAM puts the module back in the mode it found it in
-        _CnnLogits(network.cnn).eval(), target_layers=target_layer, postprocessing=_scaled_to_unit
-    )
+    cnn_logits = _CnnLogits(network.cnn).eval()
     maps = {}
     for label in labels:
         index = LABELS.index(label)
         probabilities = slice_probabilities[:, index]
         heat = np.zeros((len(inputs), *inputs.shape[-2:]), dtype=np.float32)
         hot = np.nonzero(probabilities >= threshold)[0]
-        for first in range(0, len(hot), BATCH):
-            chosen = hot[first : first + BATCH]
-            with torch.enable_grad():
-                result = cam(inputs[chosen].float(), class_idx=index)
-            heat[chosen] = result[:, 0].detach().numpy() * probabilities[chosen, None, None]
+        if len(hot):
+            heat[hot] = grad_cam(cnn_logits, inputs[hot], target_layer, index) * probabilities[hot, None, None]
         maps[label] = heat
     return maps
 

@@ -1,13 +1,10 @@
-"""Boxes around the connected hot regions of a heatmap, each named after the label whose Grad-CAM made it."""
+"""Boxes around the connected hot regions of a heatmap (2D or 3D), hottest first."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-
-MIN_REGION_MM3 = 20.0  # smaller specks above the level are interpolation fringes, not regions
-MIN_REGION_MM2 = 10.0  # the same on a single image
 
 
 @dataclass
