@@ -108,7 +108,7 @@ def test_a_tiny_network_overfits_a_tiny_batch():
     assert ((probabilities > 0.5) == (targets > 0.5)).all()
 
 
-def test_a_mobilenet_v2_trunk_gives_1280_features_and_names_its_stride_8_stage_for_gradcam():
+def test_a_mobilenet_v2_trunk_gives_1280_features_and_names_its_stride_16_stage_for_gradcam():
     network = SliceSequenceNet(SliceSequenceConfig(backbone="mobilenet_v2", reduced=8, lstm_hidden=16)).eval()
     assert network.cnn.features == 1280
     stage = network.get_submodule(f"cnn.{network.cnn.cam_layer}")
@@ -120,7 +120,7 @@ def test_a_mobilenet_v2_trunk_gives_1280_features_and_names_its_stride_8_stage_f
     stage.register_forward_hook(keep_shape)
     with torch.no_grad():
         logits, cnn_logits = network(torch.rand(1, 3, 3, 64, 64))
-    assert logits.shape == cnn_logits.shape == (1, 3, 6) and seen["shape"][-2:] == (8, 8)  # 64 / 8
+    assert logits.shape == cnn_logits.shape == (1, 3, 6) and seen["shape"][-2:] == (4, 4)  # 64 / 16
     assert not {"cnn.trunk.mean", "cnn.trunk.std"} & set(network.state_dict())  # constants, not weights
 
 

@@ -104,7 +104,7 @@ def test_an_imagenet_mobilenet_v2_backbone_trains_from_the_shipped_weights_and_c
     log = [json.loads(line) for line in (tmp_path / "first" / "train_log.jsonl").read_text().splitlines()]
     assert log[1]["backbone"] == "mobilenet_v2" and "ImageNet" in log[1]["weights"]
     model = load_hemorrhage_model(tmp_path / "first" / "model" / "hemorrhage.json")
-    assert model.network.cnn.features == 1280 and model.network.cnn.cam_layer == "trunk.features.6"
+    assert model.network.cnn.features == 1280 and model.network.cnn.cam_layer == "trunk.features.13"
 
     imagenet = MobileNetV2Features()
     pretrained_backbones.load_imagenet_mobilenet_v2(imagenet)

@@ -24,7 +24,7 @@ INVERTED_RESIDUALS = (
 FEATURES = 1280
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-STRIDE_8_LAYER = "features.6"  # the last block at 1/8 of the input (32 channels)
+STRIDE_16_LAYER = "features.13"  # the last block at 1/16 of the input (96 channels)
 
 
 def _conv_bn(inputs: int, outputs: int, kernel: int = 1, stride: int = 1, groups: int = 1, relu: bool = True):

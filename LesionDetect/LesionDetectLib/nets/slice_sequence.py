@@ -20,7 +20,7 @@ from LesionDetectLib.nets import mobilenet_v2
 
 RESNET18_WIDTHS = (64, 128, 256, 512)
 BACKBONES = ("resnet", "mobilenet_v2")
-CAM_LAYERS = {"resnet": "layer2", "mobilenet_v2": mobilenet_v2.STRIDE_8_LAYER}  # stride 8 of each trunk
+CAM_LAYERS = {"resnet": "layer2", "mobilenet_v2": mobilenet_v2.STRIDE_16_LAYER}  # where Grad-CAM finds blood best
 
 
 @dataclass

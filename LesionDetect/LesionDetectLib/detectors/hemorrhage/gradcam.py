@@ -36,7 +36,7 @@ def label_heatmaps(
     target_layer: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Label → (slices, size, size) float32 0…1 on the input square; zero on slices below `threshold`. The
-    layer is named within the network; by default the CNN's stride-8 stage (15 mm cells at 128² over 240 mm)."""
+    layer is named within the network; by default the one its backbone names (`SliceCNN.cam_layer`)."""
     target_layer = target_layer or f"cnn.{network.cnn.cam_layer}"
     cnn_logits = _CnnLogits(network.cnn).eval()
     maps = {}
