@@ -180,7 +180,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs=2, default=[9000, 9040], help="[first, stop) generator seeds")
     parser.add_argument("--matrix", type=int, default=256)
     parser.add_argument("--real", type=Path, help="the head-CT PNG set's root (NeiderSmith/head_ct_dataset)")
-    parser.add_argument("--layers", nargs="+", help="Grad-CAM layers to compare (default: the layer the backbone names)")
+    parser.add_argument(
+        "--layers", nargs="+", help="Grad-CAM layers to compare (default: the layer the backbone names)"
+    )
     parser.add_argument("--threshold", type=float, default=HemorrhageOptions.threshold)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -84,3 +84,43 @@ def check_shapes(path: Path, expected: dict, found: dict, network: str) -> None:
             if names
         )
         raise LesionDetectError(f"'{path}' does not fit the {network} ({details}).")
+
+
+NETWORK_MANIFEST_KEYS = {"version", "weights", "sha256", "network", "input_size"}
+
+
+def load_network_bundle(manifest_path: Path, weights_path: Path | None, what: str, when_missing: str, build):
+    """A network saved by `save_network_bundle`: the manifest read, the weights' hash and every tensor's shape
+    checked, `build(config)` given the manifest's network configuration; (network in eval mode, manifest, sha256)."""
+    from safetensors.torch import load_file
+
+    manifest = read_manifest(manifest_path, NETWORK_MANIFEST_KEYS, what, when_missing)
+    weights_path, sha256 = checked_weights_path(manifest_path, manifest, what, weights_path)
+    tensors = load_file(str(weights_path))
+    network = build(config_arguments(manifest["network"]))
+    check_shapes(weights_path, network.state_dict(), tensors, what)
+    network.load_state_dict(tensors)
+    return network.eval(), manifest, sha256
+
+
+def save_network_bundle(network, input_size: int, folder: Path, stem: str, card: dict) -> Path:
+    """Write `<stem>.safetensors` (float32) and its manifest `<stem>.json` (the card, the hash, the network's
+    dataclass configuration, the input size); return the manifest path."""
+    from dataclasses import asdict
+
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights_path = folder / f"{stem}.safetensors"
+    tensors = {name: value.detach().cpu().contiguous() for name, value in network.state_dict().items()}
+    save_file(tensors, str(weights_path))
+    manifest = {
+        **card,
+        "weights": weights_path.name,
+        "sha256": file_sha256(weights_path),
+        "network": asdict(network.config),
+        "input_size": int(input_size),
+    }
+    manifest_path = folder / f"{stem}.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest_path

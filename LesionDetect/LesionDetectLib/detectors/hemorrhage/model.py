@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from LesionDetectLib.detection.weights import (
-    MODELS_DIR,
-    check_shapes,
-    checked_weights_path,
-    config_arguments,
-    file_sha256,
-    read_manifest,
-)
+from LesionDetectLib.detection.weights import MODELS_DIR, load_network_bundle, save_network_bundle
 
 DEFAULT_MANIFEST = MODELS_DIR / "hemorrhage.json"
 WHAT = "hemorrhage model"
@@ -33,40 +25,18 @@ class HemorrhageModel:
 
 def load_hemorrhage_model(manifest_path: Path = DEFAULT_MANIFEST, weights_path: Path | None = None) -> HemorrhageModel:
     """Read the manifest, check the weights' hash and shapes, and build the network on the CPU."""
-    from safetensors.torch import load_file
-
     from LesionDetectLib.nets.slice_sequence import SliceSequenceConfig, SliceSequenceNet
 
-    manifest = read_manifest(
+    network, manifest, sha256 = load_network_bundle(
         manifest_path,
-        {"version", "weights", "sha256", "network", "input_size"},
+        weights_path,
         WHAT,
         "train one with training/train_hemorrhage.py",
+        lambda c: SliceSequenceNet(SliceSequenceConfig(**c)),
     )
-    weights_path, sha256 = checked_weights_path(manifest_path, manifest, WHAT, weights_path)
-    tensors = load_file(str(weights_path))
-    network = SliceSequenceNet(SliceSequenceConfig(**config_arguments(manifest["network"])))
-    check_shapes(weights_path, network.state_dict(), tensors, "hemorrhage network")
-    network.load_state_dict(tensors)
-    return HemorrhageModel(network.eval(), int(manifest["input_size"]), manifest, sha256)
+    return HemorrhageModel(network, int(manifest["input_size"]), manifest, sha256)
 
 
 def save_hemorrhage_model(network, input_size: int, folder: Path, card: dict) -> Path:
     """Write `hemorrhage.safetensors` (float32) and its manifest `hemorrhage.json`; return the manifest path."""
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    weights_path = folder / "hemorrhage.safetensors"
-    save_file(
-        {name: value.detach().cpu().contiguous() for name, value in network.state_dict().items()}, str(weights_path)
-    )
-    manifest = {
-        **card,
-        "weights": weights_path.name,
-        "sha256": file_sha256(weights_path),
-        "network": asdict(network.config),
-        "input_size": int(input_size),
-    }
-    manifest_path = folder / "hemorrhage.json"
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest_path
+    return save_network_bundle(network, input_size, folder, "hemorrhage", card)
