@@ -15,7 +15,6 @@ epoch with the lowest validation loss is the one kept.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
 
 from hemorrhage_datasets import read_png_set  # noqa: E402
 from pretrained_backbones import load_imagenet_mobilenet_v2  # noqa: E402
+from run_log import run_log  # noqa: E402
 from seed_cache import cached_by_seed  # noqa: E402
 from synthetic_head_ct import GENERATOR_VERSION, make_head_case  # noqa: E402
 
@@ -236,13 +236,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    log = open(args.out / "train_log.jsonl", "a")
-
-    def record(entry: dict) -> None:
-        log.write(json.dumps(entry) + "\n")
-        log.flush()
-        print(json.dumps(entry), flush=True)
+    record = run_log(args.out)
 
     started = time.perf_counter()
     data, real = config["data"], config.get("real_png")

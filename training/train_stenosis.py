@@ -21,7 +21,6 @@ OUT/train_log.jsonl; a checkpoint after every epoch.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
 
 from pretrained_backbones import load_imagenet_mobilenet_v2  # noqa: E402
+from run_log import run_log  # noqa: E402
 from seed_cache import cached_by_seed  # noqa: E402
 from synthetic_angiography import GENERATOR_VERSION, make_angiography_clip  # noqa: E402
 
@@ -259,13 +259,7 @@ def main(argv=None) -> int:
     seed, size, data = config["seed"], config["input_size"], config["data"]
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    log = open(args.out / "train_log.jsonl", "a")
-
-    def record(entry: dict) -> None:
-        log.write(json.dumps(entry) + "\n")
-        log.flush()
-        print(json.dumps(entry), flush=True)
+    record = run_log(args.out)
 
     started = time.perf_counter()
     train_clips = cached_clip_inputs(range(*data["train_seeds"]), data, size, args.cache, args.workers)
@@ -346,7 +340,6 @@ def main(argv=None) -> int:
     manifest = save_stenosis_model(network.eval(), size, args.out / "model", card)
     if args.install:
         install_bundle(manifest)
-    log.close()
     print(f"Model written to {manifest.parent}")
     return 0
 
