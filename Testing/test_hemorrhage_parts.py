@@ -200,3 +200,16 @@ def test_the_density_weighted_heatmap_points_at_the_dense_voxels_within_a_gradca
     row, col = np.unravel_index(gated[0].argmax(), (SIZE, SIZE))
     assert 34 <= row < 36 and 30 <= col < 34
     assert not gated[0][radius >= 26].any()  # nothing outside the skull
+
+
+def test_gradcam_leaves_no_hooks_on_the_network_and_repeats_identically():
+    network = nn.Module()
+    network.cnn = _BrightnessCNN().eval()
+    layer = network.cnn.trunk.layer3
+    images = torch.stack([_image_with_blob(SIZE, (20, 40))])
+    with torch.no_grad():
+        probabilities = network.cnn(images)[1].sigmoid().numpy()
+    first = label_heatmaps(network, images, probabilities, ["subdural", "epidural"], 0.5, "cnn.trunk.layer3")
+    assert not layer._forward_hooks and not layer._backward_hooks  # MONAI keeps no handles; grad_cam removes them
+    again = label_heatmaps(network, images, probabilities, ["subdural", "epidural"], 0.5, "cnn.trunk.layer3")
+    assert all(np.array_equal(first[label], again[label]) for label in first)
