@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from LesionDetectLib.detection.hot_regions import hot_regions
+from LesionDetectLib.detection.slice_square import SliceSquare, to_slice_pixels
 from LesionDetectLib.detectors.hemorrhage.gradcam import label_heatmaps, union
 from LesionDetectLib.detectors.hemorrhage.key_image import (
     ASSUMED_HEAD_LENGTH_MM,
@@ -16,9 +17,8 @@ from LesionDetectLib.detectors.hemorrhage.key_image import (
     pixel_mm_from_head,
 )
 from LesionDetectLib.detectors.hemorrhage.labels import LABELS, LOSS_WEIGHTS
-from LesionDetectLib.detectors.hemorrhage.orientation import axial_view
-from LesionDetectLib.detectors.hemorrhage.preprocess import HeadFrame, to_slice_pixels
 from LesionDetectLib.errors import LesionDetectError
+from LesionDetectLib.io.axial_view import axial_view
 from LesionDetectLib.io.volume import Volume
 from LesionDetectLib.nets.multilabel_loss import weighted_log_loss
 
@@ -143,7 +143,7 @@ def test_gradcam_peaks_on_a_planted_bright_blob_and_keeps_the_inputs_geometry():
         assert abs(peak[0] - row) <= 4 and abs(peak[1] - col) <= 4  # on the blob, not off it (nor coldest there)
         assert heat[n].max() == pytest.approx(probabilities[n, LABELS.index("subdural")], rel=1e-4)
     # onto slice pixels: the square, twice its size, placed at rows 10…, columns 20… of 200 × 220 slices
-    on_slices = to_slice_pixels(torch.from_numpy(heat), HeadFrame(10.0, 20.0, 2.0 * SIZE), (200, 220))
+    on_slices = to_slice_pixels(torch.from_numpy(heat), SliceSquare(10.0, 20.0, 2.0 * SIZE), (200, 220))
     assert on_slices.shape == (3, 200, 220)
     peak = np.unravel_index(on_slices[0].argmax(), (200, 220))
     assert abs(peak[0] - 10 - 2 * 20) <= 8 and abs(peak[1] - 20 - 2 * 40) <= 8
@@ -189,7 +189,7 @@ def test_the_density_weighted_heatmap_points_at_the_dense_voxels_within_a_gradca
     hu = np.where(radius < 26, 35.0, -1000.0)  # brain at grey-matter density inside a skull ring
     hu[(radius >= 26) & (radius < 30)] = 1000.0
     hu[34:36, 30:34] = 70.0  # blood at the blob's lower edge, where Grad-CAM is lower than at its centre
-    frame = HeadFrame(0.0, 0.0, float(SIZE))  # the square is the slice
+    frame = SliceSquare(0.0, 0.0, float(SIZE))  # the square is the slice
     arguments = (network, inputs, probabilities, ["subdural"], 0.5, frame, hu[None])
     gated, hottest = scan_heatmap(*arguments)
     plain, _ = scan_heatmap(*arguments, density_gate=False)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from synthetic_head_ct import make_head_case
 
-from LesionDetectLib.detectors.hemorrhage.preprocess import INPUT_FOV_MM, head_frame, network_input, to_slice_pixels
+from LesionDetectLib.detection.slice_square import to_slice_pixels
+from LesionDetectLib.detectors.hemorrhage.preprocess import INPUT_FOV_MM, head_frame, network_input
 from LesionDetectLib.detectors.hemorrhage.windows import window_channels
 
 

@@ -24,8 +24,8 @@ from LesionDetectLib.detectors.hemorrhage.detect import detect_hemorrhage, scan_
 from LesionDetectLib.detectors.hemorrhage.labels import LABELS  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.model import DEFAULT_MANIFEST, load_hemorrhage_model  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.options import HemorrhageOptions  # noqa: E402
-from LesionDetectLib.detectors.hemorrhage.orientation import axial_view  # noqa: E402
 from LesionDetectLib.detectors.hemorrhage.preprocess import head_frame, network_input  # noqa: E402
+from LesionDetectLib.io.axial_view import axial_view  # noqa: E402
 
 PAPER_MS_PER_IMAGE = 36.0
 

@@ -16,6 +16,7 @@ import torch
 from LesionDetectLib.detection.detector import no_progress
 from LesionDetectLib.detection.findings import Findings, Lesion, ScoreTable
 from LesionDetectLib.detection.hot_regions import hot_regions
+from LesionDetectLib.detection.slice_square import to_slice_pixels
 from LesionDetectLib.detectors.hemorrhage.anatomy import BONE_HU, blood_density_weight, intracranial
 from LesionDetectLib.detectors.hemorrhage.checks import contrast_warning
 from LesionDetectLib.detectors.hemorrhage.classify import classify_single_slice, classify_slices
@@ -27,8 +28,8 @@ from LesionDetectLib.detectors.hemorrhage.key_image import (
     key_image_input,
 )
 from LesionDetectLib.detectors.hemorrhage.labels import ANY, LABELS, SUBTYPES
-from LesionDetectLib.detectors.hemorrhage.orientation import axial_view
-from LesionDetectLib.detectors.hemorrhage.preprocess import INPUT_FOV_MM, head_frame, network_input, to_slice_pixels
+from LesionDetectLib.detectors.hemorrhage.preprocess import INPUT_FOV_MM, head_frame, network_input
+from LesionDetectLib.io.axial_view import axial_view
 
 MIN_REGION_MM3 = 20.0  # smaller specks above the hot level are interpolation fringes, not regions
 MIN_REGION_MM2 = 10.0  # the same on a single image

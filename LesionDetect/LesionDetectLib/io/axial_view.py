@@ -1,4 +1,4 @@
-"""Axial slices as the network was trained on them: i to the patient's left, j to posterior, k upwards.
+"""Axial slices as slice networks are trained on them: i to the patient's left, j to posterior, k upwards.
 
 DICOM series come so already; NIfTI and NRRD files often run i to the right or k downwards. The view flips
 (and, for i/j stored the other way round, transposes) the array without resampling, and maps heatmaps back.
@@ -40,6 +40,19 @@ class AxialView:
             corners[:, axis] = input_shape[axis] - 1 - corners[:, axis]
         return np.sort(corners, axis=0)
 
+    def pixel_box_to_input(self, box_ji, input_shape_ji: tuple[int, int]) -> np.ndarray:
+        """A (j0, i0, j1, i1) box in pixel units of a network-layout slice (edges, j1 > j0) → the same area's
+        (j0, i0, j1, i1) box in the input's slice of shape `input_shape_ji`."""
+        j0, i0, j1, i1 = (float(v) for v in box_ji)
+        if self.swap_in_plane:
+            j0, i0, j1, i1 = i0, j0, i1, j1
+        rows, columns = input_shape_ji
+        if 1 in self.flip_axes:
+            j0, j1 = rows - j1, rows - j0
+        if 2 in self.flip_axes:
+            i0, i1 = columns - i1, columns - i0
+        return np.array([j0, i0, j1, i1])
+
     def slice_order(self, slices: int) -> np.ndarray:
         """The input's slice index of each network slice (inferior to superior)."""
         order = np.arange(slices)
@@ -53,7 +66,7 @@ def axial_view(volume: Volume) -> AxialView:
     if dominant[2] != 2 or sorted(dominant) != [0, 1, 2]:
         raise LesionDetectError(
             f"'{volume.name}' is not stored as axial slices (its slice axis runs along "
-            f"{'RAS'[dominant[2]]}); the hemorrhage model reads axial slices: reformat the scan axially."
+            f"{'RAS'[dominant[2]]}); the model reads axial slices: reformat the scan axially."
         )
     swap = bool(dominant[0] != 0)
     array_axis = {0: 2, 1: 1, 2: 0}  # i, j, k → axis of the (k, j, i) array
