@@ -16,7 +16,7 @@ from LesionDetectLib.detectors.calcium.sample import make_sample
 from LesionDetectLib.errors import LesionDetectError
 from LesionDetectLib.io.volume import Volume
 from LesionDetectLib.io.volume_io import read_volume, write_nrrd
-from LesionDetectLib.nets.ssd import ResNetSSD, SSDConfig
+from LesionDetectLib.nets.ssd import SSD, SSDConfig
 from LesionDetectLib.results.report import validate_report
 from LesionDetectLib.results.result_files import write_results
 
@@ -39,7 +39,7 @@ def constant_trees(log_odds: float) -> BoostedTrees:
 @pytest.fixture
 def tiny_bundle(tmp_path):
     torch.manual_seed(0)
-    network = ResNetSSD(TINY).eval()
+    network = SSD(TINY).eval()
     manifest = save_calcium_model(network, constant_trees(3.0), 0.5, 4, tmp_path / "model", {"version": "tiny-test"})
     return manifest, network
 
@@ -171,7 +171,7 @@ def test_cli_refuses_a_wrong_weights_file_with_exit_2(tiny_bundle, tmp_path, cap
 def test_artery_classes_pool_into_one_coronary_score_and_the_likeliest_artery_labels_it():
     from LesionDetectLib.detectors.calcium.deep import decode_coronary
 
-    network = ResNetSSD(TINY).eval()
+    network = SSD(TINY).eval()
     anchors = len(network.anchors)
     logits = torch.full((1, anchors, 6), -20.0)
     logits[..., 0] = 10.0

@@ -9,7 +9,7 @@ from monai.data.box_utils import batched_nms, box_iou
 from LesionDetectLib.nets.clipped_resnet import ClippedResNet50
 from LesionDetectLib.nets.ssd import (
     BOX_CODER,
-    ResNetSSD,
+    SSD,
     SSDConfig,
     anchor_layout,
     decode,
@@ -114,7 +114,7 @@ def test_every_ground_truth_box_matches_and_background_stays_background(box):
 
 def test_crops_without_calcium_give_hard_negatives_only():
     config = SSDConfig(**TINY)
-    model = ResNetSSD(config)
+    model = SSD(config)
     logits, deltas = model(torch.randn(2, 5, 64, 64))
     empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
     out = ssd_loss(logits, deltas, model.anchors, [empty, empty])
@@ -125,14 +125,14 @@ def test_crops_without_calcium_give_hard_negatives_only():
 
 @pytest.mark.parametrize("image_size", [64, 96])
 def test_output_shapes(image_size):
-    model = ResNetSSD(SSDConfig(image_size=image_size, **TINY))
+    model = SSD(SSDConfig(image_size=image_size, **TINY))
     logits, deltas = model(torch.randn(2, 5, image_size, image_size))
     count = 6 * sum(side * side for side in (image_size // 4, image_size // 8, image_size // 16, image_size // 32, 1))
     assert logits.shape == (2, count, 6) and deltas.shape == (2, count, 4) and model.anchors.shape == (count, 4)
 
 
 def test_decode_scores_labels_and_clips_to_the_crop():
-    model = ResNetSSD(SSDConfig(**TINY))
+    model = SSD(SSDConfig(**TINY))
     logits = torch.zeros(1, len(model.anchors), 6)
     logits[..., 0] = 10
     wide = len(model.anchors) - 2  # the 1x1 map's ratio-1/3 box: taller than the crop
@@ -191,7 +191,7 @@ def disc_batch():
 def test_tiny_model_overfits_a_tiny_batch():
     torch.manual_seed(0)
     images, targets = disc_batch()
-    model = ResNetSSD(SSDConfig(**TINY))
+    model = SSD(SSDConfig(**TINY))
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     losses = []
     for _ in range(80):

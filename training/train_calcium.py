@@ -33,7 +33,7 @@ from train_acf import fit_acf  # noqa: E402
 from LesionDetectLib.detection.weights import config_arguments, install_bundle  # noqa: E402
 from LesionDetectLib.detectors.calcium.heart_region import find_heart_region  # noqa: E402
 from LesionDetectLib.detectors.calcium.model import load_calcium_model, save_calcium_model  # noqa: E402
-from LesionDetectLib.nets.ssd import ResNetSSD, SSDConfig, decode  # noqa: E402
+from LesionDetectLib.nets.ssd import SSD, SSDConfig, decode  # noqa: E402
 from LesionDetectLib.nets.ssd_loss import ssd_loss  # noqa: E402
 
 
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     log.write(json.dumps({"stage": "crops", "train": len(train_set), "val": len(val_set)}) + "\n")
     log.flush()
 
-    model = ResNetSSD(SSDConfig(**config_arguments(config["model"])))
+    model = SSD(SSDConfig(**config_arguments(config["model"])))
     if start is not None:
         model.load_state_dict(start.ssd.state_dict())
     optim = config["optim"]

@@ -1,4 +1,6 @@
-"""Clipped ResNet-50 trunk, an SSD backbone for small candidate crops (METHODS.md A)."""
+"""ResNet trunks for SSDs (MONAI's 2D ResNet); the clipped ResNet-50 suits small candidate crops (METHODS.md A)."""
+
+from collections.abc import Callable
 
 from monai.networks.nets.resnet import ResNet, ResNetBottleneck
 from torch import Tensor
@@ -11,7 +13,23 @@ def scaled_width(channels: int, width: float) -> int:
     return max(8, round(channels * width))
 
 
-class ClippedResNet50(ResNet):
+class ResNetTrunk(ResNet):
+    """MONAI's ResNet returning the layer2, layer3 and layer4 maps, an SSD's heads' first three inputs."""
+
+    def forward(self, x: Tensor, enhance: Callable[[Tensor], Tensor] | None = None) -> list[Tensor]:
+        """Images [B, in_channels, H, W] -> the layer2..layer4 maps; `enhance` (if given) edits the layer2 map
+        before layer3 and the heads see it."""
+        x = self.act(self.bn1(self.conv1(x)))
+        if not self.no_max_pool:
+            x = self.maxpool(x)
+        first = self.layer2(self.layer1(x))
+        if enhance is not None:
+            first = enhance(first)
+        second = self.layer3(first)
+        return [first, second, self.layer4(second)]
+
+
+class ClippedResNet50(ResNetTrunk):
     """ResNet-50 bottleneck stages conv2..conv5 (MONAI's 2D ResNet), with the stem clipped for small crops.
 
     Stages keep ResNet-50's bottlenecks (1x1x64/3x3x64/1x1x256 ... 1x1x512/3x3x512/1x1x2048, blocks (3, 4, 6, 3),
@@ -34,11 +52,4 @@ class ClippedResNet50(ResNet):
             feed_forward=False,
             bias_downsample=False,
         )
-        self.out_channels = [w * ResNetBottleneck.expansion for w in widths[1:]]
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        """Images [B, in_channels, H, W] -> the conv3, conv4 and conv5 feature maps (strides 4, 8, 16)."""
-        x = self.act(self.bn1(self.conv1(x)))
-        conv3 = self.layer2(self.layer1(x))
-        conv4 = self.layer3(conv3)
-        return [conv3, conv4, self.layer4(conv4)]
+        self.out_channels = [w * ResNetBottleneck.expansion for w in widths[1:]]  # conv3, conv4, conv5

@@ -1,7 +1,9 @@
-"""SSD on a clipped ResNet-50: SSD extra layers, multi-scale heads, default boxes and decoding (METHODS.md A).
+"""SSD: backbone, SSD extra layers, multi-scale heads, default boxes and decoding (METHODS.md A and C).
 
-SSD (Liu et al. 2016) with VGG-16 replaced by a clipped ResNet-50, run on candidate crops resized to one square
-size; shared by the detectors that use an SSD.
+SSD (Liu et al. 2016) on one of several backbones (nets/ssd_backbones.py), run on square images: a clipped
+ResNet-50 for small candidate crops, SSD's own VGG-16, ResNet-34 or ImageNet MobileNetV2 for whole slices;
+optionally with the training-only feature-enhancement layer (nets/feature_enhancement.py) on the first
+head map. Shared by the detectors that use an SSD.
 
 Boxes everywhere are (d0_min, d1_min, d0_max, d1_max) in pixels of the crop tensor's spatial dims (dim 0 = rows,
 dim 1 = columns; pixel (i, j) covers [i, i+1) x [j, j+1)), i.e. MONAI's 2D "xyxy" mode with x the first dim.
@@ -10,6 +12,7 @@ dim 1 = columns; pixel (i, j) covers [i, i+1) x [j, j+1)), i.e. MONAI's 2D "xyxy
 import itertools
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from monai.apps.detection.utils.anchor_utils import AnchorGenerator
@@ -17,18 +20,25 @@ from monai.apps.detection.utils.box_coder import BoxCoder
 from monai.apps.detection.utils.box_selector import BoxSelector
 from torch import Tensor, nn
 
-from LesionDetectLib.nets.clipped_resnet import ClippedResNet50, scaled_width
+from LesionDetectLib.nets.feature_enhancement import FeatureEnhancement
+from LesionDetectLib.nets.ssd_backbones import backbone_by_name
+from LesionDetectLib.nets.ssd_extras import extra_layers, extra_map_sizes
 
 # Unit weights: encoded errors are centre offsets in default-box sizes and log size ratios, so the robust loss's
 # beta = 0.05 puts its quadratic bowl at 5 % of the default box (about 0.5 px for the smallest box of a 64-px crop).
 BOX_CODER = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
-BACKBONE_STRIDES = (4, 8, 16)  # conv3, conv4, conv5 of the clipped ResNet-50
 ANCHOR_UNITS_PER_PIXEL = 4096  # MONAI rounds anchor corners to whole units: generate in 1/4096 px to keep SSD shapes
 
 
 @dataclass
 class SSDConfig:
-    """Input crop, classes (0 = background) and SSD default-box settings; scales are fractions of image_size."""
+    """Input crop, classes (0 = background), backbone and SSD default-box settings.
+
+    backbone: one of nets.ssd_backbones.BACKBONES; width scales it (not mobilenet_v2, ImageNet's x1.0, which takes
+    3 channels) and the extra layers; blocks are the ResNets' stage depths. Default-box scales are fractions of
+    image_size: SSD's s_min..s_max spread over the head maps, or `scales`, one per map. feature_enhancement: the FE
+    layer on the first head map in training (forward given boxes), none at inference.
+    """
 
     in_channels: int = 5
     num_classes: int = 6
@@ -38,18 +48,34 @@ class SSDConfig:
     s_min: float = 0.15
     s_max: float = 0.95
     aspect_ratios: tuple = (1, 2, 3, 1 / 2, 1 / 3)
+    backbone: str = "clipped_resnet50"
+    scales: tuple | None = None
+    feature_enhancement: bool = False
 
 
-def feature_map_sizes(image_size: int) -> list[int]:
-    """Side lengths of the five head maps: conv3..conv5 (strides 4, 8, 16), then extras at stride 32 and 1x1."""
-    if image_size % 32 or image_size < 32:
+def feature_map_sizes(image_size: int, backbone: str = "clipped_resnet50") -> list[int]:
+    """Side lengths of the head maps for square images: the backbone's (ceil(image_size / stride)), then the extras'.
+
+    The clipped ResNet-50 (for small candidate crops) gives five: conv3..conv5 (strides 4, 8, 16), then extras at
+    stride 32 and 1x1; its whole-map extra needs image_size a multiple of 32.
+    """
+    if backbone == "clipped_resnet50" and (image_size % 32 or image_size < 32):
         raise ValueError(f"image_size must be a positive multiple of 32, got {image_size}")
-    return [image_size // stride for stride in (*BACKBONE_STRIDES, 32)] + [1]
+    chosen = backbone_by_name(backbone)
+    sides = [-(-image_size // stride) for stride in chosen.strides]
+    return sides + extra_map_sizes(sides[-1], chosen.extra_down_steps)
 
 
 def default_box_scales(config: SSDConfig) -> list[float]:
-    """SSD's s_k = s_min + (s_max - s_min)(k - 1)/(m - 1), k = 1..m, then s_{m+1} = 1 for the last extra box."""
-    m = len(feature_map_sizes(config.image_size))
+    """s_1..s_m of the m head maps, then s_{m+1} = 1 for the last extra box.
+
+    s_k is config.scales[k - 1] if given, else SSD's s_k = s_min + (s_max - s_min)(k - 1)/(m - 1), k = 1..m.
+    """
+    m = len(feature_map_sizes(config.image_size, config.backbone))
+    if config.scales is not None:
+        if len(config.scales) != m:
+            raise ValueError(f"scales needs one value per head map ({m}), got {len(config.scales)}")
+        return [*config.scales, 1.0]
     return [config.s_min + (config.s_max - config.s_min) * k / (m - 1) for k in range(m)] + [1.0]
 
 
@@ -57,17 +83,18 @@ def default_boxes(config: SSDConfig) -> Tensor:
     """SSD default boxes [A, 4] in pixels, ordered by map, then location (row-major), then box shape.
 
     Per location: one box per aspect ratio r of scale s_k, width (dim 1) s_k*sqrt(r) and height (dim 0) s_k/sqrt(r),
-    then the extra square box of scale sqrt(s_k * s_{k+1}); centres at ((i + 0.5) * stride, (j + 0.5) * stride).
-    MONAI's 2D aspect ratio is extent(dim 1) / extent(dim 0), i.e. SSD's r as is.
+    then the extra square box of scale sqrt(s_k * s_{k+1}); centres at ((i + 0.5) * stride, (j + 0.5) * stride),
+    stride = image_size / side (to 1/4096 px per cell where it is not whole). MONAI's 2D aspect ratio is
+    extent(dim 1) / extent(dim 0), i.e. SSD's r as is.
     """
-    sizes = feature_map_sizes(config.image_size)
+    sizes = feature_map_sizes(config.image_size, config.backbone)
     scales = default_box_scales(config)
     unit = config.image_size * ANCHOR_UNITS_PER_PIXEL
     shaped = AnchorGenerator([(s * unit,) for s in scales[:-1]], [config.aspect_ratios] * len(sizes))
     extra_sizes = [(math.sqrt(s * t) * unit,) for s, t in itertools.pairwise(scales)]
     square = AnchorGenerator(extra_sizes, [(1.0,)] * len(sizes))
     grids = [[size, size] for size in sizes]
-    strides = [[torch.tensor(unit // size)] * 2 for size in sizes]
+    strides = [[torch.tensor(round(unit / size))] * 2 for size in sizes]
     levels = [
         torch.cat([a.view(size * size, -1, 4), b.view(size * size, 1, 4)], dim=1).view(-1, 4)
         for size, a, b in zip(sizes, shaped.grid_anchors(grids, strides), square.grid_anchors(grids, strides))
@@ -86,45 +113,43 @@ def anchor_layout(anchors: Tensor) -> tuple[list[int], int]:
     return [end - start for start, end in itertools.pairwise(bounds)], per_location
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
-    """Conv (no bias), batch norm, ReLU: one SSD extra-layer step."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
+class SSD(nn.Module):
+    """SSD on the configured backbone: heads (3x3 convs) on its maps and on SSD's extra layers (nets/ssd_extras.py).
 
-
-class ResNetSSD(nn.Module):
-    """SSD on a clipped ResNet-50: heads on conv3, conv4, conv5 and two SSD extra layers (m = 5 scales).
-
-    Extras follow SSD's 1x1-reduce then 3x3 pattern: a stride-2 3x3 (stride 32) and a valid conv spanning the
-    whole remaining map (1x1), so any image_size that is a multiple of 32 works. `anchors` [A, 4] (a buffer) are
-    the default boxes in pixels of the input crop.
+    The clipped ResNet-50 (for small candidate crops) has heads on conv3, conv4, conv5 and two extras, a stride-2 3x3
+    (stride 32) and a valid conv spanning the whole remaining map (1x1): m = 5 scales. `anchors` [A, 4] (a buffer,
+    not saved) are the default boxes in pixels of the input crop. The FE layer, when configured, holds no weights:
+    a model trained with it loads into one without it.
     """
 
     def __init__(self, config: SSDConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = ClippedResNet50(config.in_channels, config.width, config.blocks)
-        c5, half, quarter, eighth = (scaled_width(c, config.width) for c in (2048, 512, 256, 128))
-        self.extras = nn.ModuleList(
-            [
-                nn.Sequential(conv_bn_relu(c5, quarter, 1), conv_bn_relu(quarter, half, 3, stride=2, padding=1)),
-                nn.Sequential(conv_bn_relu(half, eighth, 1), conv_bn_relu(eighth, quarter, config.image_size // 32)),
-            ]
+        chosen = backbone_by_name(config.backbone)
+        self.backbone = chosen.build(config)
+        last_side = feature_map_sizes(config.image_size, config.backbone)[len(chosen.strides) - 1]
+        self.extras, extra_channels = extra_layers(
+            self.backbone.out_channels[-1], last_side, config.width, chosen.extra_down_steps
         )
+        self.feature_enhancement = FeatureEnhancement() if config.feature_enhancement else None
         per_location = len(config.aspect_ratios) + 1
-        channels = [*self.backbone.out_channels, half, quarter]
+        channels = [*self.backbone.out_channels, *extra_channels]
         self.class_heads = nn.ModuleList(
             nn.Conv2d(c, per_location * config.num_classes, 3, padding=1) for c in channels
         )
         self.box_heads = nn.ModuleList(nn.Conv2d(c, per_location * 4, 3, padding=1) for c in channels)
         self.register_buffer("anchors", default_boxes(config), persistent=False)
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Images [B, C, S, S] -> class logits [B, A, num_classes] and encoded box deltas [B, A, 4]."""
-        features = self.backbone(images)
+    def forward(self, images: Tensor, boxes: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """Images [B, C, S, S] -> class logits [B, A, num_classes] and encoded box deltas [B, A, 4].
+
+        In training mode with FE configured, the ground-truth boxes per image ([n_i, 4], n_i may be 0) enhance the
+        first head map inside the backbone; otherwise (eval mode, no FE or no boxes) this is the plain network.
+        """
+        enhance = None
+        if self.training and self.feature_enhancement is not None and boxes is not None:
+            enhance = partial(self.feature_enhancement, images=images, boxes=boxes)
+        features = self.backbone(images, enhance)
         for extra in self.extras:
             features.append(extra(features[-1]))
         logits = [per_anchor(head(f), self.config.num_classes) for head, f in zip(self.class_heads, features)]
@@ -139,7 +164,7 @@ def per_anchor(head_output: Tensor, values: int) -> Tensor:
 
 @torch.no_grad()
 def decode(
-    model_or_anchors: ResNetSSD | Tensor,
+    model_or_anchors: SSD | Tensor,
     class_logits: Tensor,
     box_deltas: Tensor,
     score_threshold: float = 0.05,
@@ -152,7 +177,7 @@ def decode(
     Softmax scores per foreground class, MONAI's BoxSelector (score threshold, clipping to the crop, per-class
     NMS, at most max_detections). image_size is needed only when anchors are given instead of the model.
     """
-    if isinstance(model_or_anchors, ResNetSSD):
+    if isinstance(model_or_anchors, SSD):
         anchors, image_size = model_or_anchors.anchors, model_or_anchors.config.image_size
     elif image_size is None:
         raise ValueError("decode needs image_size when given anchors instead of the model")

@@ -29,7 +29,7 @@ DEFAULT_MANIFEST = MODELS_DIR / "calcium_deep.json"
 class CalciumModel:
     """Everything the deep calcium path needs, ready to run."""
 
-    ssd: object  # nets.ssd.ResNetSSD, in eval mode
+    ssd: object  # nets.ssd.SSD, in eval mode
     acf: object  # acf.BoostedTrees
     acf_threshold: float
     acf_shrink: int
@@ -56,7 +56,7 @@ def load_calcium_model(manifest_path: Path = DEFAULT_MANIFEST, weights_path: Pat
     from safetensors.torch import load_file
 
     from LesionDetectLib.detectors.calcium.acf import BoostedTrees
-    from LesionDetectLib.nets.ssd import ResNetSSD, SSDConfig
+    from LesionDetectLib.nets.ssd import SSD, SSDConfig
 
     manifest = read_manifest(
         manifest_path,
@@ -66,7 +66,7 @@ def load_calcium_model(manifest_path: Path = DEFAULT_MANIFEST, weights_path: Pat
     )
     weights_path, sha256 = checked_weights_path(manifest_path, manifest, "calcium model", weights_path)
     tensors = load_file(str(weights_path))
-    model = ResNetSSD(SSDConfig(**config_arguments(manifest["ssd_config"])))
+    model = SSD(SSDConfig(**config_arguments(manifest["ssd_config"])))
     expected = model.state_dict()
     ssd_tensors = {name[4:]: value for name, value in tensors.items() if name.startswith("ssd.")}
     check_shapes(weights_path, expected, ssd_tensors, "calcium network")
