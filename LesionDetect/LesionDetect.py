@@ -228,10 +228,10 @@ class LesionDetectWidget(ScriptedLoadableModuleWidget):
             widget.suffix = field.suffix
         elif field.kind == "choice":
             widget.addItems(list(field.choices))
-        elif field.kind == "region":
+        elif field.kind == "node":
             widget.nodeTypes = list(field.node_types)
             widget.noneEnabled = True
-            widget.noneDisplay = "Whole volume"
+            widget.noneDisplay = field.none_text
             widget.addEnabled = False
             widget.removeEnabled = False
             widget.setMRMLScene(slicer.mrmlScene)

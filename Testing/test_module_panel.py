@@ -812,11 +812,12 @@ def test_option_flags_round_trip_through_the_clis_own_parser(tmp_path):
     assert args[:2] == ["--region", str(tmp_path / "region.nrrd")] and "--no-merge" in args
     parser = argparse.ArgumentParser()
     add_option_flags(parser, ToyOptions)
-    parsed = options_from_args(ToyOptions, parser.parse_args(args), lambda path: f"mask of {path}")
+    parsed = options_from_args(ToyOptions, parser.parse_args(args), lambda kind, path: f"{kind} mask of {path}")
     assert parsed.threshold_hu == 0.1 + 0.2, "floats travel at full precision"
     assert (parsed.min_voxels, parsed.merge, parsed.label) == (4, False, "spot")
-    assert parsed.region == f"mask of {tmp_path / 'region.nrrd'}"
-    defaults = options_from_args(ToyOptions, parser.parse_args(option_arguments(ToyOptions, {}, write_region)), str)
+    assert parsed.region == f"region mask of {tmp_path / 'region.nrrd'}"
+    no_values = parser.parse_args(option_arguments(ToyOptions, {}, write_region))
+    defaults = options_from_args(ToyOptions, no_values, lambda kind, path: path)
     assert defaults == ToyOptions(), "no values: every default, and no region flag"
 
 

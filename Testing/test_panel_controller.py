@@ -8,6 +8,7 @@ widget connects, so a binding to the wrong controller method fails here.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -847,3 +848,29 @@ def test_each_blocking_step_shows_a_wait_cursor_and_a_status_taken_back_also_on_
         "failing with 1 wait cursor(s)",
     ]
     assert view.enabled["detectButton"] and view.enabled["methodSelector"], "the panel is usable again"
+
+
+def test_a_live_option_reshows_the_last_run_without_a_new_worker(panel, monkeypatch):
+    """A detector's live option (the microbleed operating point is one) changes the shown nodes at once: the
+    detector's `refiltered` gets the last imported findings and the new value, no worker starts."""
+    calls = []
+
+    def relabelled(self, findings, options):
+        calls.append(options.label)
+        lesions = [dataclasses.replace(lesion, label=options.label) for lesion in findings.lesions]
+        return dataclasses.replace(findings, lesions=lesions)
+
+    monkeypatch.setattr(ToyDetector, "live_options", ("label",))
+    monkeypatch.setattr(ToyDetector, "refiltered", relabelled)
+    choose_toy(panel)
+    user_acts(panel, "detectButton", False)
+    poll_until_idle(panel)
+    rois = panel.scene.GetNodesByClass("vtkMRMLMarkupsROINode")
+    assert [rois.GetItemAsObject(n).GetName() for n in range(rois.GetNumberOfItems())] == ["bright 1"]
+    user_sets_option(panel, "label", panel.view.field("label").choices.index("spot"))
+    assert calls == ["spot"] and panel.controller.run is None and panel.controller.state is RunState.IDLE
+    rois = panel.scene.GetNodesByClass("vtkMRMLMarkupsROINode")
+    assert [rois.GetItemAsObject(n).GetName() for n in range(rois.GetNumberOfItems())] == ["spot 1"]
+    assert panel.view.texts["statusLabel"] == "Updated: 1 lesion(s)."
+    user_sets_option(panel, "min_voxels", 3)  # not live: nothing reshown
+    assert calls == ["spot"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from LesionDetectLib import __version__
 from LesionDetectLib.detection.detector import Detector, InputKind
 from LesionDetectLib.detection.device import DEVICE_CHOICES
-from LesionDetectLib.detection.options import add_option_flags, options_from_args
+from LesionDetectLib.detection.options import REGION, add_option_flags, options_from_args
 from LesionDetectLib.detection.progress import Progress
 from LesionDetectLib.detection.registry import detectors, get_detector
 from LesionDetectLib.errors import CancelledError, LesionDetectError, OutputExistsError
@@ -128,7 +128,7 @@ def _run(detector: Detector, args, staging: Path, progress: Progress):
     started = time.perf_counter()
     progress("read", 0.0, "Reading the input")
     image = _read_input(detector, args)
-    options = options_from_args(detector.Options, args, lambda path: _region_mask(path, image))
+    options = options_from_args(detector.Options, args, lambda kind, path: _option_file(kind, path, image))
     return run_and_write(
         detector,
         image,
@@ -153,6 +153,31 @@ def _read_input(detector: Detector, args):
     from LesionDetectLib.io.read_input import read_input
 
     return read_input(args.input, series_uid=args.series_uid, echo=args.echo)
+
+
+def _option_file(kind: str, path: str, image):
+    """A region option's mask, or a volume option's array, read from its file."""
+    return _region_mask(path, image) if kind == REGION else _companion_volume(path, image)
+
+
+def _companion_volume(path: str, image):
+    """A second volume on the input's grid (e.g. phase, parcellation) as its array (k, j, i)."""
+    import numpy as np
+
+    from LesionDetectLib.io.volume import Volume
+    from LesionDetectLib.io.volume_io import read_volume
+
+    if not isinstance(image, Volume):
+        raise LesionDetectError("A second volume can only be given for a 3D volume.")
+    companion = read_volume(path)
+    if companion.array.shape != image.array.shape or not np.allclose(
+        companion.ijk_to_ras, image.ijk_to_ras, atol=1e-3 * float(image.spacing.min())
+    ):
+        raise LesionDetectError(
+            f"The volume {path} ({companion.shape_ijk} voxels) is not on the input's voxel grid "
+            f"({image.shape_ijk} voxels, same position and spacing): resample it onto the input first."
+        )
+    return companion.array
 
 
 def _region_mask(path: str, image):

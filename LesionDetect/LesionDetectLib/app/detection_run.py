@@ -16,7 +16,7 @@ from pathlib import Path
 from LesionDetectLib.app.worker_process import WorkerProcess, worker_command
 from LesionDetectLib.detection.detector import InputKind
 from LesionDetectLib.detection.findings import Findings
-from LesionDetectLib.detection.options import REGION, check_bounds, option_specs, options_from
+from LesionDetectLib.detection.options import NODE_KINDS, REGION, check_bounds, option_specs, options_from
 from LesionDetectLib.errors import LesionDetectError
 
 LOG_TAIL_LINES = 20
@@ -69,10 +69,11 @@ def start_detection(
     options: dict | None = None,
     python: str | None = None,
 ) -> DetectionRun:
-    """Write the volume (and each region option's mask) as NRRD into `work_dir` and start the CLI on them.
+    """Write the volume (and each region option's mask, each volume option's volume) as NRRD into `work_dir` and
+    start the CLI on them.
 
     `detector` is a registered detector or its id; `options` maps option names to values (a node for a
-    region option), missing ones keep the detector's defaults. The run owns `work_dir`: it is removed
+    region or volume option), missing ones keep the detector's defaults. The run owns `work_dir`: it is removed
     here if starting fails, and by `DetectionRun.discard()`.
     """
     from LesionDetectLib.detection.registry import get_detector
@@ -95,10 +96,14 @@ def start_detection(
         write_nrrd(volume, input_path)
         output_dir = work_dir / "results"
 
-        def write_region(name: str, region_node) -> Path:
+        kinds = {spec.name: spec.kind for spec in option_specs(detector.Options)}
+
+        def write_region(name: str, node) -> Path:
             path = work_dir / f"{name}.nrrd"
-            mask = region_mask_from_node(region_node, volume_node)
-            write_nrrd(Volume(mask, volume.ijk_to_ras, name=name), path)
+            if kinds[name] == REGION:
+                write_nrrd(Volume(region_mask_from_node(node, volume_node), volume.ijk_to_ras, name=name), path)
+            else:
+                write_nrrd(volume_from_node(node), path)
             return path
 
         args = [
@@ -126,15 +131,15 @@ def start_detection(
 def option_arguments(options_type: type, values: dict, write_region) -> list[str]:
     """CLI flags for option values, generated from `option_specs` (missing values: the defaults).
 
-    A region option's value is a node (or None); `write_region(name, node)` writes its mask and returns
-    the file the flag names. A bool option is `--flag` or `--no-flag`; None leaves an option out.
+    A region or volume option's value is a node (or None); `write_region(name, node)` writes its mask or
+    volume and returns the file the flag names. A bool option is `--flag` or `--no-flag`; None leaves an option out.
     """
     args: list[str] = []
     for spec in option_specs(options_type):
         value = values.get(spec.name, spec.default)
         if value is None:
             continue
-        if spec.kind == REGION:
+        if spec.kind in NODE_KINDS:
             args += [spec.flag, str(write_region(spec.name, value))]
         elif spec.value_type is bool:
             args.append(spec.flag if value else "--no-" + spec.flag[2:])
@@ -148,7 +153,7 @@ def check_option_values(detector, values: dict) -> None:
     non_region = {
         spec.name: values[spec.name]
         for spec in option_specs(detector.Options)
-        if spec.kind != REGION and spec.name in values
+        if spec.kind not in NODE_KINDS and spec.name in values
     }
     problems = check_bounds(options_from(detector.Options, non_region))
     unknown = set(values) - {spec.name for spec in option_specs(detector.Options)}
@@ -159,11 +164,19 @@ def check_option_values(detector, values: dict) -> None:
 
 
 def import_results(scene, output_dir, input_node) -> Findings:
-    """Show a result folder's findings next to their input node (a volume, or the node holding the frames):
-    the heatmap over the slice views, and volume-rendered in 3D for a volume; a score plot in the layout;
-    return the findings."""
-    from LesionDetectLib.io.volume import Volume
+    """Show a result folder's findings next to their input node (`show_results`); return the findings."""
     from LesionDetectLib.results.result_files import load_results
+
+    findings = load_results(output_dir)
+    show_results(scene, findings, input_node)
+    return findings
+
+
+def show_results(scene, findings: Findings, input_node) -> None:
+    """Show findings next to their input node (a volume, or the node holding the frames), replacing the
+    detector's previous run there: the heatmap over the slice views, and volume-rendered in 3D for a volume;
+    a score plot in the layout."""
+    from LesionDetectLib.io.volume import Volume
     from LesionDetectLib.scene import (
         show_findings,
         show_heatmap_in_3d,
@@ -171,7 +184,6 @@ def import_results(scene, output_dir, input_node) -> Findings:
         show_image_in_slice_views,
     )
 
-    findings = load_results(output_dir)
     run_nodes = show_findings(scene, input_node, findings)
     if run_nodes.image_node is not None:
         show_image_in_slice_views(scene, run_nodes.image_node)
@@ -188,7 +200,6 @@ def import_results(scene, output_dir, input_node) -> Findings:
         plots = getattr(getattr(slicer, "modules", None), "plots", None)  # the app's module: adds a plot view
         if plots is not None:
             plots.logic().ShowChartInLayout(run_nodes.plot_chart_node)
-    return findings
 
 
 def export_stl(
@@ -316,6 +327,9 @@ class DetectionLogic:
 
     def import_results(self, output_dir, volume_node) -> Findings:
         return import_results(self.scene, output_dir, volume_node)
+
+    def show_results(self, findings: Findings, volume_node) -> None:
+        show_results(self.scene, findings, volume_node)
 
     def export_stl(self, volume_node, detector_id: str, folder, coordinate_system: str = "LPS", overwrite=False):
         return export_stl(self.scene, volume_node, detector_id, folder, coordinate_system, overwrite)

@@ -32,7 +32,7 @@ from slicer.util import VTKObservationMixin
 from LesionDetectLib.app.panel_parameters import PanelParameters, module_parameter_node
 from LesionDetectLib.app.worker_process import EXIT_EVENT
 from LesionDetectLib.detection.device import DEVICE_CHOICES
-from LesionDetectLib.detection.options import REGION, OptionSpec, option_specs
+from LesionDetectLib.detection.options import NODE_KINDS, REGION, OptionSpec, option_specs, options_from
 from LesionDetectLib.errors import LesionDetectError, OutputExistsError
 from LesionDetectLib.results.stl import COORDINATE_SYSTEMS
 
@@ -73,9 +73,11 @@ OPTION_WIDGET_CLASSES: dict[str, tuple[str, str]] = {
     "bool": ("QCheckBox", "toggled(bool)"),
     "choice": ("QComboBox", "currentIndexChanged(int)"),
     "text": ("QLineEdit", "textChanged(QString)"),
-    "region": ("qMRMLNodeComboBox", "currentNodeChanged(vtkMRMLNode*)"),
+    "node": ("qMRMLNodeComboBox", "currentNodeChanged(vtkMRMLNode*)"),  # a region or a second volume
 }
 REGION_NODE_TYPES = ("vtkMRMLLabelMapVolumeNode", "vtkMRMLSegmentationNode", "vtkMRMLMarkupsROINode")
+VOLUME_NODE_TYPES = ("vtkMRMLScalarVolumeNode",)  # label maps too: they are scalar volume nodes
+NONE_TEXT = {REGION: "Whole volume"}  # what the node box says when nothing is chosen (default "None")
 OPEN_RANGE_LIMIT = 1e9  # spin box bound for an option without one
 
 # Disabled while a run is in progress (the option widgets too).
@@ -146,12 +148,13 @@ class OptionField:
     suffix: str = ""
     choices: tuple[str, ...] = ()
     node_types: tuple[str, ...] = ()
+    none_text: str = "None"
 
 
 def option_widget_kind(spec: OptionSpec) -> str:
     """Which widget shows an option."""
-    if spec.kind == REGION:
-        return "region"
+    if spec.kind in NODE_KINDS:
+        return "node"
     if spec.choices:
         return "choice"
     if spec.value_type is bool:
@@ -180,8 +183,9 @@ def option_fields(options_type: type) -> list[OptionField]:
                 extra["step"], extra["decimals"] = _float_step(spec)
         elif kind == "choice":
             extra["choices"] = tuple(str(choice) for choice in spec.choices)
-        elif kind == "region":
-            extra["node_types"] = REGION_NODE_TYPES
+        elif kind == "node":
+            extra["node_types"] = REGION_NODE_TYPES if spec.kind == REGION else VOLUME_NODE_TYPES
+            extra["none_text"] = NONE_TEXT.get(spec.kind, "None")
         fields.append(
             OptionField(
                 name=spec.name,
@@ -229,7 +233,7 @@ def option_value(spec: OptionSpec, field: OptionField, widget_value):
     """What a widget's signal carried, as the option's value."""
     if field.kind == "choice":
         return spec.choices[int(widget_value)]
-    if field.kind == "region":
+    if field.kind == "node":
         return widget_value
     return spec.value_type(widget_value)
 
@@ -255,6 +259,7 @@ class PanelController(VTKObservationMixin):
         self.parameters: PanelParameters | None = None
         self.state = RunState.IDLE
         self.run = None
+        self.shown: tuple | None = None  # (volume node, detector id, findings) of the last imported run
         self.entered = False
         self._listed_detectors: list[str] = []
         self._listed_methods: list[str] = []
@@ -298,6 +303,7 @@ class PanelController(VTKObservationMixin):
     def on_scene_start_close(self, caller=None, event=None) -> None:
         """Abandon a run without waiting for its worker (see `_cancel_run`): closing returns at once."""
         self._cancel_run()
+        self.shown = None
         self.set_parameter_node(None)
 
     def on_scene_end_close(self, caller=None, event=None) -> None:
@@ -477,6 +483,26 @@ class PanelController(VTKObservationMixin):
         spec = next(spec for spec in option_specs(detector.Options) if spec.name == name)
         field = next(field for field in self._fields if field.name == name)
         self.parameters.set_option(detector, name, option_value(spec, field, value))
+        if name in detector.live_options:
+            self._refilter_shown(detector)
+
+    def _refilter_shown(self, detector) -> None:
+        """Show the last run of `detector` on the input volume again at the new live option values."""
+        if self.shown is None or self.state is not RunState.IDLE:
+            return
+        volume_node, detector_id, findings = self.shown
+        if detector_id != detector.id or volume_node is not self.parameters.input_volume:
+            return
+        try:
+            options = options_from(detector.Options, self.parameters.option_values(detector))
+            findings = detector.refiltered(findings, options)
+            self.logic.show_results(findings, volume_node)
+        except Exception as error:  # noqa: BLE001 - shown, never raised into Qt
+            self._show_error("Could not update the results.", error)
+            return
+        self.shown = (volume_node, detector_id, findings)
+        self.view.set_text("resultsSummaryLabel", self.logic.summary_text(findings))
+        self.view.set_text("statusLabel", f"Updated: {len(findings.lesions)} lesion(s).")
 
     # ------------------------------------------------------------ Detect / Cancel
 
@@ -567,6 +593,7 @@ class PanelController(VTKObservationMixin):
             self.view.set_text("statusLabel", "Import failed.")
             self._show_error("Could not import the results.", error)
             return
+        self.shown = (run.volume_node, findings.detector, findings)
         self.view.set_text("resultsSummaryLabel", self.logic.summary_text(findings))
         self.view.set_progress(100)
         self.view.set_text("statusLabel", f"Done: {len(findings.lesions)} lesion(s).")

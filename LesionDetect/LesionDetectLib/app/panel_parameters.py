@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 
 from LesionDetectLib.detection.device import DEVICE_CHOICES
-from LesionDetectLib.detection.options import REGION, option_specs
+from LesionDetectLib.detection.options import NODE_KINDS, option_specs
 from LesionDetectLib.results.stl import COORDINATE_SYSTEMS
 
 MODULE_NAME = "LesionDetect"
@@ -104,22 +104,22 @@ class PanelParameters:
     def option_values(self, detector) -> dict:
         """Option name → value for every option of `detector`: the user's value, else the dataclass default.
 
-        Region options hold the chosen node (or None)."""
+        Region and volume options hold the chosen node (or None)."""
         stored = self._stored_options(detector.id)
         values = {}
         for spec in option_specs(detector.Options):
-            if spec.kind == REGION:
+            if spec.kind in NODE_KINDS:
                 values[spec.name] = self.node.GetNodeReference(_region_role(detector.id, spec.name))
             else:
                 values[spec.name] = stored.get(spec.name, spec.default)
         return values
 
     def set_option(self, detector, name: str, value) -> None:
-        """Store one option value (a node for a region option)."""
+        """Store one option value (a node for a region or volume option)."""
         spec = next((spec for spec in option_specs(detector.Options) if spec.name == name), None)
         if spec is None:
             raise KeyError(f"the {detector.id} detector has no option '{name}'")
-        if spec.kind == REGION:
+        if spec.kind in NODE_KINDS:
             self.node.SetNodeReferenceID(_region_role(detector.id, name), value.GetID() if value is not None else None)
             return
         stored = self._stored_options(detector.id)

@@ -78,6 +78,7 @@ class Detector:
     columns: ClassVar[tuple[Column, ...]] = ()  # lesion measurements shown first in tables, in this order
     label_colors: ClassVar[dict[str, tuple[float, float, float]]] = {}
     schema_fragment: ClassVar[Path | None] = None  # JSON Schema for this detector's summary and lesions
+    live_options: ClassVar[tuple[str, ...]] = ()  # options `refiltered` applies to findings without a rerun
 
     @property
     def method_names(self) -> tuple[str, ...]:
@@ -120,6 +121,10 @@ class Detector:
         weights: Path | None = None,
     ) -> Findings:
         raise NotImplementedError
+
+    def refiltered(self, findings: Findings, options) -> Findings:
+        """The findings at new values of the `live_options` (e.g. another operating point), without a rerun."""
+        raise NotImplementedError(f"the {self.title} detector has no live options")
 
     def summary_line(self, findings: Findings) -> str:
         """One line for the snapshot title, the CLI and the panel."""

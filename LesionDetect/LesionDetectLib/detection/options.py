@@ -2,7 +2,8 @@
 
 Each field declares its help text (and optionally `choices`, `minimum`, `maximum`, `unit`) in
 `field(metadata=option(...))`. A field of kind "region" holds a mask on the input's grid; the CLI
-takes a file for it (a label map or a Slicer box ROI) and the panel a node.
+takes a file for it (a label map or a Slicer box ROI) and the panel a node. A field of kind "volume" holds a
+second volume's array on the input's grid (e.g. a phase image, a parcellation), from a file or a volume node.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import numpy as np
 from LesionDetectLib.errors import LesionDetectError
 
 REGION = "region"
+VOLUME = "volume"
+NODE_KINDS = (REGION, VOLUME)  # options given as a file (CLI) or a node (panel)
 
 
 def option(help: str, *, choices=None, minimum=None, maximum=None, unit: str = "", kind: str = "") -> dict:
@@ -67,10 +70,10 @@ def option_specs(options_type: type) -> list[OptionSpec]:
 
 
 def add_option_flags(parser: argparse.ArgumentParser, options_type: type) -> None:
-    """One flag per option; `region` options take a file path."""
+    """One flag per option; region and volume options take a file path."""
     for spec in option_specs(options_type):
-        help_text = spec.help + ("" if spec.kind == REGION else f" (default {spec.default})")
-        if spec.kind == REGION:
+        help_text = spec.help + ("" if spec.kind in NODE_KINDS else f" (default {spec.default})")
+        if spec.kind in NODE_KINDS:
             parser.add_argument(spec.flag, dest=spec.name, metavar="FILE", help=help_text)
         elif spec.value_type is bool:
             parser.add_argument(
@@ -87,12 +90,12 @@ def add_option_flags(parser: argparse.ArgumentParser, options_type: type) -> Non
             )
 
 
-def options_from_args(options_type: type, args: argparse.Namespace, resolve_region) -> object:
-    """The options instance for parsed CLI flags; `resolve_region(path)` turns a region file into a mask."""
+def options_from_args(options_type: type, args: argparse.Namespace, resolve_file) -> object:
+    """The options instance for parsed CLI flags; `resolve_file(kind, path)` reads a region or volume file."""
     values = {}
     for spec in option_specs(options_type):
         value = getattr(args, spec.name)
-        values[spec.name] = resolve_region(value) if spec.kind == REGION and value else value
+        values[spec.name] = resolve_file(spec.kind, value) if spec.kind in NODE_KINDS and value else value
     return options_type(**values)
 
 
@@ -110,7 +113,7 @@ def check_bounds(options) -> list[str]:
     problems = []
     for spec in option_specs(type(options)):
         value = getattr(options, spec.name)
-        if value is None or spec.kind == REGION:
+        if value is None or spec.kind in NODE_KINDS:
             continue
         if spec.minimum is not None and value < spec.minimum:
             problems.append(f"{spec.flag} must be ≥ {spec.minimum:g} (got {value:g})")
@@ -122,11 +125,11 @@ def check_bounds(options) -> list[str]:
 
 
 def params_of(options) -> dict:
-    """The report's `params`: every user option's value; a region is written as given / not given."""
+    """The report's `params`: every user option's value; a region or volume is written as given / not given."""
     params = {}
     for spec in option_specs(type(options)):
         value = getattr(options, spec.name)
-        if spec.kind == REGION:
+        if spec.kind in NODE_KINDS:
             params[spec.name] = "given" if value is not None else None
         elif isinstance(value, np.generic):
             params[spec.name] = value.item()

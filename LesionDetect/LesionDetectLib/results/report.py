@@ -24,22 +24,7 @@ LOCATION_KEYS = ("id", "label", "score", "frame", "box_px", "center_ras", "size_
 
 def report_from_findings(findings: Findings, outputs: dict, lesion_files: dict[int, str] | None = None) -> dict:
     """The report dict: the input, options, summary, one entry per lesion, the files written."""
-    lesions = []
-    for lesion in findings.lesions:
-        entry = {"id": lesion.id, "label": lesion.label, "score": lesion.score}
-        if lesion.frame is not None:
-            entry["frame"] = lesion.frame
-            entry["box_px"] = lesion.box_px
-        if lesion.center_ras is not None:
-            entry["center_ras"] = lesion.center_ras
-        if lesion.size_mm is not None:
-            entry["size_mm"] = lesion.size_mm
-        if lesion.box_ijk is not None:
-            entry["box_ijk"] = lesion.box_ijk
-        entry.update(lesion.measurements)
-        if lesion_files and lesion.id in lesion_files:
-            entry["stl"] = lesion_files[lesion.id]
-        lesions.append(entry)
+    lesions = [_lesion_entry(lesion, lesion_files) for lesion in findings.lesions]
     report = {
         "schema_version": SCHEMA_VERSION,
         "lesiondetect_version": __version__,
@@ -53,10 +38,29 @@ def report_from_findings(findings: Findings, outputs: dict, lesion_files: dict[i
         "probabilities": findings.probabilities,
         "warnings": findings.warnings,
         "lesions": lesions,
+        **({"candidates": [_lesion_entry(c) for c in findings.candidates]} if findings.candidates else {}),
         "outputs": outputs,
         "timings": findings.timings,
     }
     return _plain(report)
+
+
+def _lesion_entry(lesion, lesion_files: dict[int, str] | None = None) -> dict:
+    """A lesion's report entry: id, label, score, where it is, its measurements, its STL file."""
+    entry = {"id": lesion.id, "label": lesion.label, "score": lesion.score}
+    if lesion.frame is not None:
+        entry["frame"] = lesion.frame
+        entry["box_px"] = lesion.box_px
+    if lesion.center_ras is not None:
+        entry["center_ras"] = lesion.center_ras
+    if lesion.size_mm is not None:
+        entry["size_mm"] = lesion.size_mm
+    if lesion.box_ijk is not None:
+        entry["box_ijk"] = lesion.box_ijk
+    entry.update(lesion.measurements)
+    if lesion_files and lesion.id in lesion_files:
+        entry["stl"] = lesion_files[lesion.id]
+    return entry
 
 
 def input_description(image) -> dict:

@@ -70,21 +70,8 @@ def load_results(folder) -> Findings:
         raise LesionDetectError(f"No {REPORT_NAME} in {folder}: not a LesionDetect result folder.")
     report = json.loads(report_path.read_text(encoding="utf-8"))
     image = _image_from_description(report["input"])
-    lesions = []
-    for entry in report["lesions"]:
-        surface = read_stl(folder / entry["stl"])[0] if entry.get("stl") else None
-        located = {key: np.array(entry[key]) for key in ("box_ijk", "center_ras", "size_mm", "box_px") if key in entry}
-        lesions.append(
-            Lesion(
-                id=entry["id"],
-                label=entry["label"],
-                score=entry["score"],
-                frame=entry.get("frame"),
-                measurements={key: value for key, value in entry.items() if key not in LOCATION_KEYS},
-                surface=surface,
-                **located,
-            )
-        )
+    lesions = [_lesion(entry, folder) for entry in report["lesions"]]
+    candidates = [_lesion(entry, folder) for entry in report.get("candidates", [])]
     outputs = report["outputs"]
     heatmap, region = (
         _read_array(folder / outputs[name]) if outputs.get(name) else None for name in ("heatmap", "region")
@@ -95,6 +82,7 @@ def load_results(folder) -> Findings:
         image=image,
         lesions=lesions,
         summary=report["summary"],
+        candidates=candidates,
         model_version=report["model"]["version"],
         weights_sha256=report["model"]["weights_sha256"],
         device=report["device"],
@@ -105,6 +93,21 @@ def load_results(folder) -> Findings:
         warnings=report.get("warnings", []),
         params=report.get("params", {}),
         timings=report["timings"],
+    )
+
+
+def _lesion(entry: dict, folder: Path) -> Lesion:
+    """A lesion from its report entry (its surface read from its STL file)."""
+    surface = read_stl(folder / entry["stl"])[0] if entry.get("stl") else None
+    located = {key: np.array(entry[key]) for key in ("box_ijk", "center_ras", "size_mm", "box_px") if key in entry}
+    return Lesion(
+        id=entry["id"],
+        label=entry["label"],
+        score=entry["score"],
+        frame=entry.get("frame"),
+        measurements={key: value for key, value in entry.items() if key not in LOCATION_KEYS},
+        surface=surface,
+        **located,
     )
 
 
