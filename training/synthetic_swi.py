@@ -792,7 +792,7 @@ def place_microbleeds(rng, grid: Grid, tissue, occupied, count: int, lobar_proba
     return placed
 
 
-def _boxes(labels_crop: np.ndarray, crop, label: int) -> list[dict]:
+def slice_boxes(labels_crop: np.ndarray, crop, label: int) -> list[dict]:
     """Per slice: [x0, y0, x1, y1] pixel edges (x along i, y along j; x1, y1 one past the last pixel)."""
     boxes = []
     for k in range(labels_crop.shape[0]):
@@ -873,7 +873,7 @@ def make_swi_case(seed: int, matrix=None, n_slices=None, pixel_mm=None, slice_mm
                 "voxels": int((region_labels == label).sum()),
             }
         )
-        boxes += _boxes(region_labels, crop, label)
+        boxes += slice_boxes(region_labels, crop, label)
     signal *= bias_field(grid, scan["bias_coefficients"], scan["bias_strength"])
     for axis in (1, 2):
         ndimage.gaussian_filter1d(signal, scan["psf_pixels"], axis=axis, mode="nearest", output=signal)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from LesionDetectLib.errors import LesionDetectError
@@ -17,6 +18,20 @@ MODELS_DIR = next(  # wheel: LesionDetectLib/Resources/Models; source tree and S
     (d for d in (Path(__file__).resolve().parents[i] / "Resources" / "Models" for i in (1, 2)) if d.is_dir()),
     Path(__file__).resolve().parents[2] / "Resources" / "Models",
 )
+
+
+@dataclass
+class NetworkModel:
+    """A loaded network bundle: the network (eval mode, CPU), its input side, its manifest and file hash."""
+
+    network: object
+    input_size: int
+    manifest: dict
+    sha256: str
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
 
 
 def file_sha256(path: Path) -> str:

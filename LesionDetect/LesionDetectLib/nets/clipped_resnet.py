@@ -16,6 +16,22 @@ def scaled_width(channels: int, width: float) -> int:
 class ResNetTrunk(ResNet):
     """MONAI's ResNet returning the layer2, layer3 and layer4 maps, an SSD's heads' first three inputs."""
 
+    def __init__(self, block, in_channels: int, width: float, blocks: tuple, **stem) -> None:
+        """`block` stages (3, 4, 6, 3 blocks by default) at RESNET50_WIDTHS scaled by `width`; `stem`: MONAI's
+        conv1 / max-pool settings."""
+        widths = [scaled_width(c, width) for c in RESNET50_WIDTHS]
+        super().__init__(
+            block=block,
+            layers=list(blocks),
+            block_inplanes=widths,
+            spatial_dims=2,
+            n_input_channels=in_channels,
+            feed_forward=False,
+            bias_downsample=False,
+            **stem,
+        )
+        self.widths = widths
+
     def forward(self, x: Tensor, enhance: Callable[[Tensor], Tensor] | None = None) -> list[Tensor]:
         """Images [B, in_channels, H, W] -> the layer2..layer4 maps; `enhance` (if given) edits the layer2 map
         before layer3 and the heads see it."""
@@ -39,17 +55,7 @@ class ClippedResNet50(ResNetTrunk):
     """
 
     def __init__(self, in_channels: int, width: float = 1.0, blocks: tuple = (3, 4, 6, 3)) -> None:
-        widths = [scaled_width(c, width) for c in RESNET50_WIDTHS]
         super().__init__(
-            block=ResNetBottleneck,
-            layers=list(blocks),
-            block_inplanes=widths,
-            spatial_dims=2,
-            n_input_channels=in_channels,
-            conv1_t_size=3,
-            conv1_t_stride=2,
-            no_max_pool=True,
-            feed_forward=False,
-            bias_downsample=False,
+            ResNetBottleneck, in_channels, width, blocks, conv1_t_size=3, conv1_t_stride=2, no_max_pool=True
         )
-        self.out_channels = [w * ResNetBottleneck.expansion for w in widths[1:]]  # conv3, conv4, conv5
+        self.out_channels = [w * ResNetBottleneck.expansion for w in self.widths[1:]]  # conv3, conv4, conv5

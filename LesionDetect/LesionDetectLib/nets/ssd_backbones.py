@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from monai.networks.nets.resnet import ResNetBlock
 from torch import Tensor, nn
 
-from LesionDetectLib.nets.clipped_resnet import RESNET50_WIDTHS, ClippedResNet50, ResNetTrunk, scaled_width
+from LesionDetectLib.nets.clipped_resnet import ClippedResNet50, ResNetTrunk, scaled_width
 from LesionDetectLib.nets.mobilenet_v2 import FEATURES, MobileNetV2Features
 from LesionDetectLib.nets.ssd_extras import conv_bn_relu
 
@@ -95,19 +95,8 @@ class ResNet34(ResNetTrunk):
     7x7 stride-2 stem and max-pool. Head maps: layer2, layer3, layer4 (strides 8, 16, 32)."""
 
     def __init__(self, in_channels: int, width: float = 1.0, blocks: tuple = (3, 4, 6, 3)) -> None:
-        widths = [scaled_width(c, width) for c in RESNET50_WIDTHS]
-        super().__init__(
-            block=ResNetBlock,
-            layers=list(blocks),
-            block_inplanes=widths,
-            spatial_dims=2,
-            n_input_channels=in_channels,
-            conv1_t_size=7,
-            conv1_t_stride=2,
-            feed_forward=False,
-            bias_downsample=False,
-        )
-        self.out_channels = widths[1:]
+        super().__init__(ResNetBlock, in_channels, width, blocks, conv1_t_size=7, conv1_t_stride=2)
+        self.out_channels = self.widths[1:]
 
 
 class MobileNetV2Trunk(nn.Module):

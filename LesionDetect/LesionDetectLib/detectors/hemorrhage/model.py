@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from LesionDetectLib.detection.weights import MODELS_DIR, load_network_bundle, save_network_bundle
+from LesionDetectLib.detection.weights import MODELS_DIR, NetworkModel, load_network_bundle, save_network_bundle
 
 DEFAULT_MANIFEST = MODELS_DIR / "hemorrhage.json"
 WHAT = "hemorrhage model"
 
 
-@dataclass
-class HemorrhageModel:
-    network: object  # nets.slice_sequence.SliceSequenceNet, in eval mode
-    input_size: int  # slices are resized to input_size² (the INPUT_FOV_MM square)
-    manifest: dict
-    sha256: str
-
-    @property
-    def version(self) -> str:
-        return self.manifest["version"]
+class HemorrhageModel(NetworkModel):
+    """The CNN, PCA and BiLSTM (nets.slice_sequence); slices are resized to input_size² (the INPUT_FOV_MM square)."""
 
 
 def load_hemorrhage_model(manifest_path: Path = DEFAULT_MANIFEST, weights_path: Path | None = None) -> HemorrhageModel:

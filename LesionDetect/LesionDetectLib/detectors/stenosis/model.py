@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from LesionDetectLib.detection.weights import MODELS_DIR, load_network_bundle, save_network_bundle
+from LesionDetectLib.detection.weights import MODELS_DIR, NetworkModel, load_network_bundle, save_network_bundle
 
 DEFAULT_MANIFEST = MODELS_DIR / "stenosis.json"
 WHAT = "stenosis model"
 DEFAULT_THRESHOLD = 0.5
 
 
-@dataclass
-class StenosisModel:
-    network: object  # nets.frame_attention.FrameAttentionNet, in eval mode
-    input_size: int  # key frames are resized to input_size²
-    manifest: dict
-    sha256: str
-
-    @property
-    def version(self) -> str:
-        return self.manifest["version"]
+class StenosisModel(NetworkModel):
+    """The frame classifier (nets.frame_attention); key frames are resized to input_size²."""
 
     @property
     def threshold(self) -> float:

@@ -1,0 +1,69 @@
+"""Microbleed detector speed per scan on this machine, SSD-300 against SSD-512 (VGG-16), each stage timed.
+
+The scan is a synthetic SWI from training/synthetic_swi.py (its drawn matrix and slices; --seed) or any volume given
+with --input. Both networks run the detector's whole pipeline (N4 and normalisation, the SSD on every slice, the 3D
+merge) with the shipped model's architecture from its config; SSD-512 has no trained weights yet, so it runs with
+random ones, which takes the same time. After one warm-up run, the fastest of --repeats counts.
+Usage: python benchmarks/microbleed_benchmark.py [--seed 9001] [--input PATH] [--threads 2] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+from timing import fastest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "LesionDetect"), str(ROOT / "training")]
+
+from LesionDetectLib.detectors.microbleed.detect import find_candidates  # noqa: E402
+from LesionDetectLib.detectors.microbleed.model import MicrobleedModel  # noqa: E402
+from LesionDetectLib.detectors.microbleed.options import MicrobleedOptions  # noqa: E402
+from LesionDetectLib.nets.ssd import SSD, SSDConfig  # noqa: E402
+
+CONFIGS = {"SSD-300": "microbleed_ssd300_vgg16.yaml", "SSD-512": "microbleed_ssd512_vgg16.yaml"}
+
+
+def model_of(config_name: str) -> MicrobleedModel:
+    """The config's network (random weights, eval mode) as a detector model."""
+    settings = yaml.safe_load((ROOT / "training" / "configs" / config_name).read_text())["model"]
+    settings = {key: tuple(value) if isinstance(value, list) else value for key, value in settings.items()}
+    network = SSD(SSDConfig(**{key: value for key, value in settings.items() if key != "pretrained"})).eval()
+    return MicrobleedModel(network, settings["image_size"], {"version": config_name}, "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=9001, help="generator seed of the synthetic scan")
+    parser.add_argument("--input", type=Path, help="an SWI volume instead of a synthetic one")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.input:
+        from LesionDetectLib.io.read_input import read_input
+
+        volume = read_input(args.input)
+    else:
+        from synthetic_swi import make_swi_case
+
+        volume = make_swi_case(args.seed).volume
+    i, j, k = volume.shape_ijk
+    print(f"scan {i}×{j}×{k} voxels of {volume.spacing.round(2).tolist()} mm, {args.threads} torch threads")
+    seconds = {}
+    for name, config in CONFIGS.items():
+        model = model_of(config)
+        best, found = fastest(lambda model=model: find_candidates(volume, model, MicrobleedOptions()), args.repeats)
+        seconds[name] = best
+        stages = ", ".join(f"{stage} {value:.2f} s" for stage, value in found.timings.items())
+        print(f"{name}: {best:.2f} s per scan ({1000 * found.timings['network_s'] / k:.0f} ms per slice; {stages})")
+    print(f"SSD-512 / SSD-300 time per scan: {seconds['SSD-512'] / seconds['SSD-300']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
