@@ -55,9 +55,13 @@ def build_network(model: dict, feature_enhancement: bool):
     return network
 
 
-def train_epoch(network, optimiser, scheduler, images, boxes, batch: int, transform, rng, record) -> float:
-    """One shuffled pass; each slice augmented; FE (when on) gets the augmented boxes. Mean loss."""
+def train_epoch(network, optimiser, scheduler, images, boxes, train: dict, transform, rng, record) -> float:
+    """One shuffled pass; each slice augmented; FE (when on) gets the augmented boxes. Mean loss.
+
+    The localisation term is the robust loss with the config's shape and scale (loss_alpha, loss_scale); scale 1
+    with shape 1 is the pseudo-Huber form of SSD's smooth L1."""
     network.train()
+    batch, alpha, scale = train["batch"], train.get("loss_alpha", 1.12), train.get("loss_scale", 0.05)
     order = rng.permutation(len(images))
     total, steps = 0.0, 0
     for first in range(0, len(order) - 1, batch):
@@ -67,7 +71,7 @@ def train_epoch(network, optimiser, scheduler, images, boxes, batch: int, transf
         inputs = torch.stack([image for image, _ in pairs])
         targets = [{"boxes": b, "labels": torch.ones(len(b), dtype=torch.int64)} for _, b in pairs]
         logits, deltas = network(inputs, [t["boxes"] for t in targets])
-        losses = ssd_loss(logits, deltas, network.anchors, targets)
+        losses = ssd_loss(logits, deltas, network.anchors, targets, alpha=alpha, beta=scale)
         optimiser.zero_grad()
         losses["loss"].backward()
         optimiser.step()
@@ -140,9 +144,7 @@ def main(argv=None) -> int:
     pixel_mm = INPUT_FOV_MM / size
     for epoch in range(first_epoch, train["epochs"]):
         tic = time.perf_counter()
-        loss = train_epoch(
-            network, optimiser, scheduler, train_images, train_boxes, train["batch"], transform, rng, record
-        )
+        loss = train_epoch(network, optimiser, scheduler, train_images, train_boxes, train, transform, rng, record)
         ap = slice_average_precision(network, val_images, val_boxes, pixel_mm)
         if ap > best["ap"]:
             best = {"ap": ap, "epoch": epoch, "state": {k: v.clone() for k, v in network.state_dict().items()}}
