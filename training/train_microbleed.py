@@ -55,13 +55,17 @@ def build_network(model: dict, feature_enhancement: bool):
     return network
 
 
+LOSS_SETTINGS = {"loss_alpha": "alpha", "loss_scale": "beta"}  # config key -> ssd_loss argument
+
+
 def train_epoch(network, optimiser, scheduler, images, boxes, train: dict, transform, rng, record) -> float:
     """One shuffled pass; each slice augmented; FE (when on) gets the augmented boxes. Mean loss.
 
-    The localisation term is the robust loss with the config's shape and scale (loss_alpha, loss_scale); scale 1
-    with shape 1 is the pseudo-Huber form of SSD's smooth L1."""
+    The localisation term is the robust loss with the config's shape and scale (loss_alpha, loss_scale;
+    ssd_loss's defaults where absent); scale 1 with shape 1 is the pseudo-Huber form of SSD's smooth L1."""
     network.train()
-    batch, alpha, scale = train["batch"], train.get("loss_alpha", 1.12), train.get("loss_scale", 0.05)
+    batch = train["batch"]
+    shape_and_scale = {argument: train[key] for key, argument in LOSS_SETTINGS.items() if key in train}
     order = rng.permutation(len(images))
     total, steps = 0.0, 0
     for first in range(0, len(order) - 1, batch):
@@ -71,7 +75,7 @@ def train_epoch(network, optimiser, scheduler, images, boxes, train: dict, trans
         inputs = torch.stack([image for image, _ in pairs])
         targets = [{"boxes": b, "labels": torch.ones(len(b), dtype=torch.int64)} for _, b in pairs]
         logits, deltas = network(inputs, [t["boxes"] for t in targets])
-        losses = ssd_loss(logits, deltas, network.anchors, targets, alpha=alpha, beta=scale)
+        losses = ssd_loss(logits, deltas, network.anchors, targets, **shape_and_scale)
         optimiser.zero_grad()
         losses["loss"].backward()
         optimiser.step()
