@@ -1,9 +1,9 @@
 """Microbleed detector speed per scan on this machine, SSD-300 against SSD-512 (VGG-16), each stage timed.
 
 The scan is a synthetic SWI from training/synthetic_swi.py (its drawn matrix and slices; --seed) or any volume given
-with --input. Both networks run the detector's whole pipeline (N4 and normalisation, the SSD on every slice, the 3D
-merge) with the shipped model's architecture from its config; SSD-512 has no trained weights yet, so it runs with
-random ones, which takes the same time. After one warm-up run, the fastest of --repeats counts.
+with --input. Each network, the two VGG-16 SSDs and the shipped SSD-300 on MobileNetV2, runs the detector's whole
+pipeline (N4 and normalisation, the SSD on every slice, the 3D merge) with its config's architecture and random
+weights, which take the same time as trained ones. After one warm-up run, the fastest of --repeats counts.
 Usage: python benchmarks/microbleed_benchmark.py [--seed 9001] [--input PATH] [--threads 2] [--repeats 2]
 """
 
@@ -24,7 +24,11 @@ from LesionDetectLib.detectors.microbleed.model import MicrobleedModel  # noqa: 
 from LesionDetectLib.detectors.microbleed.options import MicrobleedOptions  # noqa: E402
 from LesionDetectLib.nets.ssd import SSD, SSDConfig  # noqa: E402
 
-CONFIGS = {"SSD-300": "microbleed_ssd300_vgg16.yaml", "SSD-512": "microbleed_ssd512_vgg16.yaml"}
+CONFIGS = {
+    "SSD-300": "microbleed_ssd300_vgg16.yaml",
+    "SSD-512": "microbleed_ssd512_vgg16.yaml",
+    "SSD-300 MobileNetV2 (shipped)": "microbleed_ssd300_mobilenet.yaml",
+}
 
 
 def model_of(config_name: str) -> MicrobleedModel:

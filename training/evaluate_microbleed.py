@@ -1,6 +1,7 @@
 """Evaluate a microbleed model on whole synthetic SWI scans through the detector's own 3D pipeline.
 
     python training/evaluate_microbleed.py --seeds 9000 9040 --out runs/mb-eval [--manifest runs/mb/microbleed.json]
+        [--workers 2]
 
 Per scan: generate (training/synthetic_swi.py), run `detect.find_candidates` (preprocessing, SSD on every slice,
 3D merge), hit true microbleeds by centre distance (`microbleed_evaluation.py`). Prints and writes (report.json,
@@ -13,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
@@ -80,6 +84,19 @@ def scan_scores(model, seeds, options: MicrobleedOptions | None = None) -> list[
     return results
 
 
+def scan_of_manifest(manifest: Path, seed: int) -> tuple:
+    """`scan_scores` of one seed with the model a manifest names, on one thread (a worker's job)."""
+    torch.set_num_threads(1)
+    return scan_scores(load_microbleed_model(manifest), [seed])[0]
+
+
+def scan_scores_in_workers(manifest: Path, seeds, workers: int) -> list[tuple]:
+    """`scan_scores` of the seeds split over `workers` spawned processes, in seed order."""
+    seeds = [int(seed) for seed in seeds]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(scan_of_manifest, [manifest] * len(seeds), seeds))
+
+
 def plots(scans, out: Path) -> None:
     """froc.png (sensitivity against false positives per scan) and precision_recall.png."""
     import matplotlib
@@ -136,13 +153,19 @@ def main(argv=None) -> int:
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--sensitivity", type=float, default=0.9, help="the shipped operating point to report at")
+    parser.add_argument("--workers", type=int, default=1, help="processes, one scan and one thread each")
     args = parser.parse_args(argv)
     from LesionDetectLib.detectors.microbleed.model import score_threshold
 
     model = load_microbleed_model(args.manifest)
-    results = scan_scores(model, range(*args.seeds))
+    if args.workers > 1:
+        results = scan_scores_in_workers(args.manifest, range(*args.seeds), args.workers)
+    else:
+        results = scan_scores(model, range(*args.seeds))
     report = figures(results, score_threshold(model.operating_points, args.sensitivity))
-    report |= {"model": model.version, "seeds": list(args.seeds), "per_scan": [record for _, record in results]}
+    threads = 1 if args.workers > 1 else torch.get_num_threads()
+    report |= {"model": model.version, "seeds": list(args.seeds), "threads_per_scan": threads}
+    report["per_scan"] = [record for _, record in results]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     plots([scan for scan, _ in results], args.out)

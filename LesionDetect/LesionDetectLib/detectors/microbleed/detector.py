@@ -68,6 +68,12 @@ class MicrobleedDetector(Detector):
             params={**findings.params, "sensitivity": options.sensitivity},
         )
 
+    def scenarios(self):
+        """The self-test scenario, once a model is shipped (it runs the network)."""
+        from LesionDetectLib.detectors.microbleed import scenarios
+
+        return scenarios.SCENARIOS if DEFAULT_MANIFEST.is_file() else []
+
     def sample(self):
         from LesionDetectLib.detectors.microbleed.sample import read_sample
 
