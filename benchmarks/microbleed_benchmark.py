@@ -1,7 +1,7 @@
 """Microbleed detector speed per scan on this machine, SSD-300 against SSD-512 (VGG-16), each stage timed.
 
 The scan is a synthetic SWI from training/synthetic_swi.py (its drawn matrix and slices; --seed) or any volume given
-with --input. Each network, the two VGG-16 SSDs and the shipped SSD-300 on MobileNetV2, runs the detector's whole
+with --input. Each network, the two VGG-16 SSDs and the SSD-300 on MobileNetV2, runs the detector's whole
 pipeline (N4 and normalisation, the SSD on every slice, the 3D merge) with its config's architecture and random
 weights, which take the same time as trained ones. After one warm-up run, the fastest of --repeats counts.
 Usage: python benchmarks/microbleed_benchmark.py [--seed 9001] [--input PATH] [--threads 2] [--repeats 2]
@@ -27,7 +27,7 @@ from LesionDetectLib.nets.ssd import SSD, SSDConfig  # noqa: E402
 CONFIGS = {
     "SSD-300": "microbleed_ssd300_vgg16.yaml",
     "SSD-512": "microbleed_ssd512_vgg16.yaml",
-    "SSD-300 MobileNetV2 (shipped)": "microbleed_ssd300_mobilenet.yaml",
+    "SSD-300 MobileNetV2": "microbleed_ssd300_mobilenet.yaml",
 }
 
 
