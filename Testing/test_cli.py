@@ -179,13 +179,15 @@ def test_sigterm_cancels_and_leaves_no_partial_outputs(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_existing_results_are_refused_unless_overwrite(small_ct, tmp_path):
+def test_existing_results_are_refused_unless_overwrite(small_ct, tmp_path, capsys):
     folder, _ = small_ct
     out = tmp_path / "out"
     assert run_classical(folder / "ct.nrrd", out) == 0
     (out / "notes.txt").write_text("mine")
     before = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
+    capsys.readouterr()
     assert run_classical(folder / "ct.nrrd", out) == 3
+    assert "--overwrite" in capsys.readouterr().err, "a quiet run still says why it stopped"
     assert {path.name: path.stat().st_mtime_ns for path in out.iterdir()} == before
     assert run_classical(folder / "ct.nrrd", out, "--overwrite") == 0
     assert (out / "notes.txt").read_text() == "mine"

@@ -1,4 +1,5 @@
 """Progress reporting for the CLI: a tqdm bar, JSON lines (the protocol the Slicer panel reads) or nothing.
+Errors and cancellation always reach stderr outside JSON mode, so a quiet run still says why it stopped.
 
 JSON-lines events, one object per line on stdout: `start`, `progress` (stage, fraction 0..1,
 message), `log`, `done` (output, report, lesions, summary), `error` (message, exit_code), `cancelled`.
@@ -23,7 +24,7 @@ class Progress:
         if self.mode == "json":
             self.stream.write(json.dumps({"event": name, **fields}, ensure_ascii=False) + "\n")
             self.stream.flush()
-        elif self.mode == "bar" and name in ("log", "error", "cancelled"):
+        elif name in ("error", "cancelled") or (self.mode == "bar" and name == "log"):
             self._close_bar()
             print(fields.get("message", name), file=sys.stderr)
 
