@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from monai.data.box_utils import batched_nms, box_iou
 
 from LesionDetectLib.nets.clipped_resnet import ClippedResNet50
@@ -121,6 +122,17 @@ def test_crops_without_calcium_give_hard_negatives_only():
     assert out["matched"] == 0 and out["loc"] == 0 and out["conf"] > 0
     out["loss"].backward()
     assert model.class_heads[0].bias.grad.abs().sum() > 0
+
+
+def test_min_negatives_is_how_many_hardest_boxes_an_empty_crop_teaches():
+    model = SSD(SSDConfig(**TINY)).eval()
+    logits, deltas = model(torch.randn(1, 5, 64, 64))
+    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+    background_loss = F.cross_entropy(logits[0], torch.zeros(len(logits[0]), dtype=torch.int64), reduction="none")
+    hardest = logits[0].softmax(dim=-1)[:, 1:].amax(dim=-1).argsort(descending=True)
+    for count, expected in ((1, 3), (40, 40)):
+        conf = ssd_loss(logits, deltas, model.anchors, [empty], min_negatives=count)["conf"]
+        assert torch.allclose(conf, background_loss[hardest[:expected]].sum())
 
 
 @pytest.mark.parametrize("image_size", [64, 96])

@@ -8,7 +8,8 @@ the paper (`microbleed_augmentation.py`); Adam with a cosine learning rate; each
 with the same --out resumes) and scored on the validation seeds' slices (AP of slice boxes, centre hits); the best
 epoch is exported without FE (the inference graph has none) and its operating points (score per validation
 sensitivity, false positives per microbleed) are measured on whole validation scans through the detector's own
-3D pipeline (`evaluate_microbleed.scan_scores`). Writes microbleed.safetensors + microbleed.json into --out;
+3D pipeline (`evaluate_microbleed.scan_scores`). --warm-start continues from a previous model's weights with a
+fresh optimiser and schedule (the card names it). Writes microbleed.safetensors + microbleed.json into --out;
 --install copies them into LesionDetect/Resources/Models.
 """
 
@@ -35,7 +36,11 @@ from run_log import run_log  # noqa: E402
 from synthetic_swi import GENERATOR_VERSION  # noqa: E402
 
 from LesionDetectLib.detection.weights import install_bundle  # noqa: E402
-from LesionDetectLib.detectors.microbleed.model import MicrobleedModel, save_microbleed_model  # noqa: E402
+from LesionDetectLib.detectors.microbleed.model import (  # noqa: E402
+    MicrobleedModel,
+    load_microbleed_model,
+    save_microbleed_model,
+)
 from LesionDetectLib.detectors.microbleed.preprocess import INPUT_FOV_MM  # noqa: E402
 from LesionDetectLib.nets.ssd import SSD, SSDConfig, decode  # noqa: E402
 from LesionDetectLib.nets.ssd_loss import ssd_loss  # noqa: E402
@@ -55,14 +60,15 @@ def build_network(model: dict, feature_enhancement: bool):
     return network, "from scratch (random initialisation)"
 
 
-LOSS_SETTINGS = {"loss_alpha": "alpha", "loss_scale": "beta"}  # config key -> ssd_loss argument
+LOSS_SETTINGS = {"loss_alpha": "alpha", "loss_scale": "beta", "min_negatives": "min_negatives"}  # config -> ssd_loss
 
 
 def train_epoch(network, optimiser, scheduler, images, boxes, train: dict, transform, rng, record) -> float:
     """One shuffled pass; each slice augmented; FE (when on) gets the augmented boxes. Mean loss.
 
     The localisation term is the robust loss with the config's shape and scale (loss_alpha, loss_scale;
-    ssd_loss's defaults where absent); scale 1 with shape 1 is the pseudo-Huber form of SSD's smooth L1."""
+    ssd_loss's defaults where absent); scale 1 with shape 1 is the pseudo-Huber form of SSD's smooth L1.
+    min_negatives: the hardest background boxes each slice teaches at least (lesion-free slices included)."""
     network.train()
     batch = train["batch"]
     shape_and_scale = {argument: train[key] for key, argument in LOSS_SETTINGS.items() if key in train}
@@ -115,6 +121,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", type=Path, help="folder of generated training slices (shared between runs)")
     parser.add_argument("--workers", type=int, default=1, help="processes generating slices")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warm-start", type=Path, help="a microbleed manifest whose weights the network starts from")
     parser.add_argument("--install", action="store_true", help="copy the model into LesionDetect/Resources/Models")
     args = parser.parse_args(argv)
     config = yaml.safe_load(args.config.read_text())
@@ -133,6 +140,11 @@ def main(argv=None) -> int:
 
     fe = args.feature_enhancement == "on"
     network, backbone_start = build_network(model_config, fe)
+    warm_start = None
+    if args.warm_start:
+        previous = load_microbleed_model(args.warm_start)
+        network.load_state_dict(previous.network.state_dict())
+        warm_start = {"version": previous.version, "sha256": previous.sha256}
     optimiser = torch.optim.Adam(network.parameters(), lr=train["lr"])
     steps = train["epochs"] * max(1, len(train_images) // train["batch"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
@@ -184,6 +196,7 @@ def main(argv=None) -> int:
         "trained_on": f"synthetic SWI, training/synthetic_swi.py {GENERATOR_VERSION}, seeds {data['train_seeds']}",
         "validated_on": f"synthetic SWI seeds {data['val_seeds']} (whole scans, the detector's 3D pipeline)",
         "backbone_start": backbone_start,
+        "warm_start": warm_start,
         "feature_enhancement_in_training": fe,
         "best_epoch": best["epoch"],
         "validation_slice_ap": round(best["ap"], 4),

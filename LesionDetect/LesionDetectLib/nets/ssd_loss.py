@@ -1,6 +1,7 @@
 """SSD training loss: L = (L_conf + a * L_loc) / N over N matched default boxes.
 
-L_conf is softmax cross-entropy over the matched boxes and the hardest negatives (3 per positive, SSD's mining);
+L_conf is softmax cross-entropy over the matched boxes and the hardest negatives (3 per positive, SSD's mining;
+at least `min_negatives` per image, so that an image without lesions teaches more than a handful of boxes);
 L_loc is the general robust loss (Barron 2019) of the encoded box-regression errors, as in METHODS.md A.
 Boxes are (d0_min, d1_min, d0_max, d1_max) in pixels.
 """
@@ -49,11 +50,13 @@ def ssd_loss(
     beta: float = 0.05,
     loc_weight: float = 1.0,
     negative_ratio: int = 3,
+    min_negatives: int = 1,
 ) -> dict:
     """dict(loss, conf, loc, matched) for a batch; targets[i] = dict(boxes [n, 4], labels [n] >= 1), n may be 0.
 
     Hard negatives: MONAI's HardNegativeSampler with pool 1 keeps, per crop, the negative_ratio * P negatives of
-    highest foreground probability (at least negative_ratio, so crops without lesions still teach background).
+    highest foreground probability: at least max(negative_ratio, min_negatives), so crops without lesions still
+    teach background (min_negatives is the sampler's min_neg; MONAI's RetinaNet detector uses 16).
     N = matched boxes in the batch (at least 1); conf and loc are returned divided by N as well.
     """
     matched = [match_anchors(anchors, t["boxes"], t["labels"]) for t in targets]
@@ -61,7 +64,8 @@ def ssd_loss(
     box_targets = torch.stack([m[1] for m in matched])
     positive = labels > 0
 
-    sampler = HardNegativeSampler(len(anchors) * (1 + negative_ratio), 1 / (1 + negative_ratio), pool_size=1)
+    pool = len(anchors) * (1 + negative_ratio)
+    sampler = HardNegativeSampler(pool, 1 / (1 + negative_ratio), pool_size=1, min_neg=min_negatives)
     foreground = class_logits.detach().softmax(dim=-1)[..., 1:].amax(dim=-1)
     positives, negatives = sampler.select_samples_img_list(list(labels), list(foreground))
     selected = torch.stack(positives).bool() | torch.stack(negatives).bool()
