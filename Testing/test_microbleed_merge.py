@@ -79,14 +79,37 @@ def test_a_gap_of_one_slice_is_not_bridged():
     assert [lesion.slices for lesion in lesions] == [(2, 2), (4, 4)]
 
 
-def test_each_detection_joins_one_lesion_only_the_best_one():
-    # both boxes on slice 3 overlap the one on slice 4; it goes with the better, which seeds first
+def test_each_detection_joins_one_lesion_only_the_best_one_and_the_other_is_its_duplicate():
+    # both boxes on slice 3 overlap the one on slice 4; it goes with the better, which seeds first; the worse
+    # box's own one-slice lesion has its centre inside that lesion's box, so it is dropped as a duplicate
     detections = per_slice(k3=[([10, 10, 16, 16], 0.5), ([14, 10, 20, 16], 0.9)], k4=[([12, 10, 18, 16], 0.7)])
+
+    (lesion,) = merge_slice_detections(detections, oblique_volume())
+
+    assert (lesion.slices, lesion.score) == ((3, 4), 0.9)
+    assert lesion.box_ijk.tolist() == [[12, 10, 3], [19, 15, 4]]
+    assert [detection.score for detection in lesion.detections] == [0.9, 0.7]
+
+
+def test_a_box_inside_a_larger_one_is_a_duplicate_but_a_neighbour_is_not():
+    big, small = ([20, 20, 30, 30], 0.8), ([22, 22, 25, 25], 0.6)  # IoU 0.09: both survive a slice NMS
+    neighbour = ([36, 20, 42, 26], 0.7)  # 3 mm of i beyond the big box
+    detections = per_slice(k5=[big, small, neighbour], k6=[([20, 20, 30, 30], 0.5), ([22, 22, 25, 25], 0.55)])
 
     lesions = merge_slice_detections(detections, oblique_volume())
 
-    assert [(lesion.slices, lesion.score) for lesion in lesions] == [((3, 4), 0.9), ((3, 3), 0.5)]
-    assert lesions[0].box_ijk.tolist() == [[12, 10, 3], [19, 15, 4]]
+    assert [(lesion.score, lesion.slices) for lesion in lesions] == [(0.8, (5, 6)), (0.7, (5, 5))]
+
+
+def test_lesions_sharing_a_third_of_the_smaller_box_are_one():
+    # the worse box's centre (i = 26) lies outside the better box (i 20–25), but 1 of its 3 columns is shared
+    better = per_slice(k5=[([20, 20, 26, 26], 0.9)], k6=[([20, 20, 26, 26], 0.8)])
+    worse = [([25, 20, 28, 26], 0.4)]
+    beside = [row + (worse if k == 6 else []) for k, row in enumerate(better)]
+    apart = [row + (worse if k == 8 else []) for k, row in enumerate(better)]  # a slice gap: no voxel shared
+
+    assert [lesion.score for lesion in merge_slice_detections(beside, oblique_volume())] == [0.9]
+    assert [lesion.score for lesion in merge_slice_detections(apart, oblique_volume())] == [0.9, 0.4]
 
 
 def test_no_detections_give_no_lesions():

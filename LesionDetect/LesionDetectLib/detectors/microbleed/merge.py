@@ -9,6 +9,10 @@ of each other, which keeps small boxes that shift by a pixel together. Linking i
 detection not yet in a lesion starts one, which grows up and down one slice at a time by the best linkable
 detection not yet taken, so each detection lies in one lesion and a lesion holds at most one per slice.
 A slice without a linkable detection ends the lesion: a gap of one slice is not bridged.
+
+A microbleed's bloom often gets several boxes per slice (a small box inside a large one survives the slice NMS),
+so chains come in near-copies. A lesion is dropped as a duplicate of a better one when its centre lies in the
+better one's voxel box, or when the two boxes share at least DUPLICATE_OVERLAP of the smaller box's voxels.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from LesionDetectLib.io.volume import Volume
 
 MIN_IOU = 0.2
 CENTER_FRACTION = 0.5
+DUPLICATE_OVERLAP = 0.3
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,28 @@ def merge_slice_detections(
                 taken[end] = True
         chain.sort(key=lambda index: detections[index].slice)
         lesions.append(_lesion([detections[index] for index in chain], volume))
-    return sorted(lesions, key=lambda lesion: (-lesion.score, -lesion.mean_score, lesion.slices[0]))
+    ranked = sorted(lesions, key=lambda lesion: (-lesion.score, -lesion.mean_score, lesion.slices[0]))
+    return without_duplicates(ranked, volume)
+
+
+def without_duplicates(ranked: list[MergedLesion], volume: Volume) -> list[MergedLesion]:
+    """The lesions (best first) that are not a duplicate of a better one kept before them (see the module)."""
+    kept: list[MergedLesion] = []
+    ras_to_ijk = np.linalg.inv(volume.ijk_to_ras)
+    for lesion in ranked:
+        centre_ijk = (ras_to_ijk @ [*lesion.center_ras, 1.0])[:3]
+        if not any(_is_duplicate(lesion.box_ijk, centre_ijk, better.box_ijk) for better in kept):
+            kept.append(lesion)
+    return kept
+
+
+def _is_duplicate(box_ijk: np.ndarray, centre_ijk: np.ndarray, better_ijk: np.ndarray) -> bool:
+    """Whether a lesion (inclusive voxel box, centre as voxel indices) repeats a better one's box."""
+    if np.all(centre_ijk >= better_ijk[0] - 0.5) and np.all(centre_ijk <= better_ijk[1] + 0.5):
+        return True
+    shared = np.clip(np.minimum(box_ijk[1], better_ijk[1]) - np.maximum(box_ijk[0], better_ijk[0]) + 1, 0, None)
+    smaller = min(np.prod(box_ijk[1] - box_ijk[0] + 1), np.prod(better_ijk[1] - better_ijk[0] + 1))
+    return bool(shared.prod() >= DUPLICATE_OVERLAP * smaller)
 
 
 def linkable(box_a, box_b, pixel_mm, min_iou: float = MIN_IOU, center_fraction: float = CENTER_FRACTION) -> bool:
