@@ -56,8 +56,9 @@ class DarkSpotNet(nn.Module):
         return logits, torch.zeros(*foreground.shape, 4)
 
 
-def toy_model() -> MicrobleedModel:
-    return MicrobleedModel(DarkSpotNet().eval(), SIZE, {"version": "toy", "operating_points": POINTS}, "0" * 64)
+def toy_model(**card) -> MicrobleedModel:
+    manifest = {"version": "toy", "operating_points": POINTS, **card}
+    return MicrobleedModel(DarkSpotNet().eval(), SIZE, manifest, "0" * 64)
 
 
 def phantom(spots_ras, spacing=(0.9, 0.9, 2.0), shape_kji=(40, 200, 200), flip_i=False) -> Volume:
@@ -141,6 +142,14 @@ def test_dark_spots_come_back_as_microbleeds_at_their_ras_centres(flip_i):
         )
     assert findings.summary["location_source"] == "position guess"
     assert findings.summary["operating_point"] == {"sensitivity": 0.9, "score_threshold": 0.5}
+    assert findings.warnings == []
+
+
+def test_the_model_cards_caution_is_a_warning_of_every_run():
+    volume = phantom([[12.0, -20.0, 6.0]])
+    model = toy_model(caution="trained on synthetic SWI only.")
+    findings = detect_microbleeds(volume, model, MicrobleedOptions(bias_correction=False))
+    assert findings.warnings == ["Model toy: trained on synthetic SWI only."]
 
 
 def test_operating_points_split_candidates_and_refiltering_moves_them_without_a_rerun():

@@ -195,6 +195,7 @@ def main(argv=None) -> int:
         "version": config["version"] + ("" if fe else "-no-fe"),
         "trained_on": f"synthetic SWI, training/synthetic_swi.py {GENERATOR_VERSION}, seeds {data['train_seeds']}",
         "validated_on": f"synthetic SWI seeds {data['val_seeds']} (whole scans, the detector's 3D pipeline)",
+        "caution": "trained and validated on synthetic SWI only; not validated on real scans or for clinical use.",
         "backbone_start": backbone_start,
         "warm_start": warm_start,
         "feature_enhancement_in_training": fe,
