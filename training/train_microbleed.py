@@ -8,9 +8,10 @@ the paper (`microbleed_augmentation.py`); Adam with a cosine learning rate; each
 with the same --out resumes) and scored on the validation seeds' slices (AP of slice boxes, centre hits); the best
 epoch is exported without FE (the inference graph has none) and its operating points (score per validation
 sensitivity, false positives per microbleed) are measured on whole validation scans through the detector's own
-3D pipeline (`evaluate_microbleed.scan_scores`). --warm-start continues from a previous model's weights with a
-fresh optimiser and schedule (the card names it). Writes microbleed.safetensors + microbleed.json into --out;
---install copies them into LesionDetect/Resources/Models.
+3D pipeline (`evaluate_microbleed.scan_scores`); those points belong to the whole pipeline, so a rerun with the
+same --out after training has finished measures them again with the current preprocessing and merging.
+--warm-start continues from a previous model's weights with a fresh optimiser and schedule (the card names it).
+Writes microbleed.safetensors + microbleed.json into --out; --install copies them into LesionDetect/Resources/Models.
 """
 
 from __future__ import annotations
