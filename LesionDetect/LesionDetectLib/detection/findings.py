@@ -94,7 +94,7 @@ class Findings:
     image: Image
     lesions: list[Lesion]
     summary: dict
-    candidates: list[Lesion] = field(default_factory=list)  # scored below the operating point, best first
+    candidates: list[Lesion] | None = None  # scored below the operating point, best first; None: no such notion
     model_version: str | None = None
     weights_sha256: str | None = None
     device: str = "cpu"

@@ -38,7 +38,7 @@ def report_from_findings(findings: Findings, outputs: dict, lesion_files: dict[i
         "probabilities": findings.probabilities,
         "warnings": findings.warnings,
         "lesions": lesions,
-        **({"candidates": [_lesion_entry(c) for c in findings.candidates]} if findings.candidates else {}),
+        **({"candidates": [_lesion_entry(c) for c in findings.candidates]} if findings.candidates is not None else {}),
         "outputs": outputs,
         "timings": findings.timings,
     }

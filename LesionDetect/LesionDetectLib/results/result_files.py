@@ -71,7 +71,7 @@ def load_results(folder) -> Findings:
     report = json.loads(report_path.read_text(encoding="utf-8"))
     image = _image_from_description(report["input"])
     lesions = [_lesion(entry, folder) for entry in report["lesions"]]
-    candidates = [_lesion(entry, folder) for entry in report.get("candidates", [])]
+    candidates = [_lesion(entry, folder) for entry in report["candidates"]] if "candidates" in report else None
     outputs = report["outputs"]
     heatmap, region = (
         _read_array(folder / outputs[name]) if outputs.get(name) else None for name in ("heatmap", "region")
