@@ -95,21 +95,22 @@ def merge_slice_detections(
 def without_duplicates(ranked: list[MergedLesion], volume: Volume) -> list[MergedLesion]:
     """The lesions (best first) that are not a duplicate of a better one kept before them (see the module)."""
     kept: list[MergedLesion] = []
+    kept_boxes = np.zeros((len(ranked), 2, 3))
     ras_to_ijk = np.linalg.inv(volume.ijk_to_ras)
     for lesion in ranked:
+        better = kept_boxes[: len(kept)]
         centre_ijk = (ras_to_ijk @ [*lesion.center_ras, 1.0])[:3]
-        if not any(_is_duplicate(lesion.box_ijk, centre_ijk, better.box_ijk) for better in kept):
+        inside = np.all((centre_ijk >= better[:, 0] - 0.5) & (centre_ijk <= better[:, 1] + 0.5), axis=1)
+        shared = np.clip(
+            np.minimum(lesion.box_ijk[1], better[:, 1]) - np.maximum(lesion.box_ijk[0], better[:, 0]) + 1, 0, None
+        )
+        smaller = np.minimum(
+            np.prod(lesion.box_ijk[1] - lesion.box_ijk[0] + 1), np.prod(better[:, 1] - better[:, 0] + 1, axis=1)
+        )
+        if not np.any(inside | (shared.prod(axis=1) >= DUPLICATE_OVERLAP * smaller)):
+            kept_boxes[len(kept)] = lesion.box_ijk
             kept.append(lesion)
     return kept
-
-
-def _is_duplicate(box_ijk: np.ndarray, centre_ijk: np.ndarray, better_ijk: np.ndarray) -> bool:
-    """Whether a lesion (inclusive voxel box, centre as voxel indices) repeats a better one's box."""
-    if np.all(centre_ijk >= better_ijk[0] - 0.5) and np.all(centre_ijk <= better_ijk[1] + 0.5):
-        return True
-    shared = np.clip(np.minimum(box_ijk[1], better_ijk[1]) - np.maximum(box_ijk[0], better_ijk[0]) + 1, 0, None)
-    smaller = min(np.prod(box_ijk[1] - box_ijk[0] + 1), np.prod(better_ijk[1] - better_ijk[0] + 1))
-    return bool(shared.prod() >= DUPLICATE_OVERLAP * smaller)
 
 
 def linkable(box_a, box_b, pixel_mm, min_iou: float = MIN_IOU, center_fraction: float = CENTER_FRACTION) -> bool:
