@@ -213,6 +213,17 @@ def test_text_mask_finds_corner_text_and_spares_what_moves():
     _assert_mask_matches_text(text_mask(clip), glyphs, moving)
 
 
+def test_text_mask_finds_grey_text_on_a_grey_background_because_it_carries_no_noise():
+    """Overlay text of a mid grey, far from the clip's extremes and faint against the anatomy it sits on (a
+    brighter lung field sets the range), is still found in a cine: it alone is free of quantum noise."""
+    clip, _, moving = _annotated_clip(frame_count=12, dark_text=False)
+    clip[:, 200:300, 200:300] = 250  # a bright field in the middle: the clip's top grey
+    grey_text = _burn_text(clip, [("LAO 12", 440, 20, 212), ("CRA 3", 470, 20, 212)], scale=2)
+    mask = text_mask(clip)
+    assert (mask & grey_text).sum() >= 0.95 * grey_text.sum()
+    assert (mask & moving).sum() == 0
+
+
 def test_text_mask_works_on_a_single_frame():
     clip, glyphs, moving = _annotated_clip(frame_count=1)
     _assert_mask_matches_text(text_mask(clip), glyphs, moving)

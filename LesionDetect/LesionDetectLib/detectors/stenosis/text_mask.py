@@ -2,6 +2,8 @@
 
 A glyph pixel stands out from its surroundings at the scale of a pen stroke, lies near the ends of the clip's grey
 range and near the frame's edge and, in a cine, stays the same in every frame while the anatomy beneath it moves.
+In a cine, a pixel with no quantum noise at all is an overlay even when its grey is mid-range and faint against
+the anatomy (grey text on a bright lung field): there the grey-range criterion is waived.
 Glyphs are grouped into text lines; a region too tall for a line, or with edges softer than a glyph's one-pixel
 step (a vessel's), is dropped. A single frame has no motion to go by, so there the other criteria decide alone.
 """
@@ -17,6 +19,8 @@ CONTRAST_FRACTION = 0.2  # of the range: how far a glyph stands out from its sur
 SHARPNESS = 0.8  # a glyph's edge: this share of its contrast within a 3×3 neighbourhood
 MIN_SHARP_FRACTION = 0.5  # of a text line's glyph pixels
 CONSTANT_STD_FRACTION = 0.02  # of the range: burned-in pixels vary less than this over the cine
+STILL_STD_FRACTION = 0.002  # of the range: a pixel this still over a cine carries no quantum noise: an overlay
+STILL_CONTRAST_FRACTION = 0.03  # of the range: a still glyph need only stand out this much (grey on grey)
 STROKE_WINDOW_FRACTION = 1 / 48  # top-hat window, of the frame side: wider than a glyph's stroke
 LINE_GAP_FRACTION = 1 / 64  # of the frame side: letter and word spacing bridged into one line
 MAX_LINE_HEIGHT_FRACTION = 0.08  # of the frame height: taller regions are not a line of text
@@ -39,10 +43,13 @@ def text_mask(frames: np.ndarray) -> np.ndarray:
     below = ndimage.black_tophat(grey, size=window)
     bright = (grey >= 1 - EXTREME_FRACTION) & (above >= CONTRAST_FRACTION)
     dark = (grey <= EXTREME_FRACTION) & (below >= CONTRAST_FRACTION)
-    glyphs = (bright | dark) & border_zone(grey.shape)
+    glyphs = bright | dark
     if len(frames) > 1:
-        glyphs &= frames.std(axis=0) <= CONSTANT_STD_FRACTION * grey_range
-    sharp = ndimage.morphological_gradient(grey, size=3) >= SHARPNESS * np.where(bright, above, below)
+        spread = frames.std(axis=0)
+        still = (spread <= STILL_STD_FRACTION * grey_range) & (np.maximum(above, below) >= STILL_CONTRAST_FRACTION)
+        glyphs = (glyphs & (spread <= CONSTANT_STD_FRACTION * grey_range)) | still
+    glyphs &= border_zone(grey.shape)
+    sharp = ndimage.morphological_gradient(grey, size=3) >= SHARPNESS * np.where(above >= below, above, below)
     return ndimage.binary_dilation(text_lines(glyphs, sharp), iterations=MARGIN_PX)
 
 
