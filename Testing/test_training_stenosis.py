@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 from evaluate_stenosis import main as evaluate_main
-from train_stenosis import augmentation
+from train_stenosis import augmentation, epoch_order
 from train_stenosis import main as train_main
 
 from LesionDetectLib.detectors.stenosis.model import load_stenosis_model
@@ -22,7 +22,7 @@ TINY = {
     "data": {"matrix": 128, "frame_count": 12, "train_seeds": [1, 5], "val_seeds": [8, 10]},
     "augmentation": {"crop_fraction": 0.9765625, "intensity_shift": 0.0392, "flip_left_right": False},
     "model": {"pretrained": "imagenet", "attention": True, "attention_dim": 16, "heads": 2, "dropout": 0.1},
-    "train": {"epochs": 2, "lr": 1.0e-3, "batch": 8},
+    "train": {"epochs": 2, "lr": 1.0e-3, "batch": 8, "key_frames_per_clip": 3},
 }
 
 
@@ -199,3 +199,14 @@ def test_augmentation_crops_shifts_and_flips_only_when_asked():
     flipped = augmentation({"flip_left_right": True}, 64)
     flipped.set_random_state(seed=0)
     assert any(torch.equal(flipped(frame), frame.flip(-1)) for _ in range(10))
+
+
+def test_an_epoch_of_one_key_frame_per_clip_draws_one_of_each_clip_afresh():
+    clip_index = np.repeat(np.arange(4), [5, 5, 3, 5])
+    every = epoch_order(clip_index, None, np.random.default_rng(0))
+    assert sorted(every) == list(range(len(clip_index)))
+    draws = [epoch_order(clip_index, 1, np.random.default_rng(epoch)) for epoch in range(6)]
+    for order in draws:
+        assert sorted(clip_index[order]) == [0, 1, 2, 3]
+    assert len({tuple(sorted(order)) for order in draws}) > 1  # other frames in other epochs
+    assert sorted(clip_index[epoch_order(clip_index, 2, np.random.default_rng(1))]) == [0, 0, 1, 1, 2, 2, 3, 3]

@@ -98,15 +98,27 @@ def augmentation(config: dict, input_size: int):
     return Compose([*steps, EnsureType(data_type="tensor", track_meta=False)])
 
 
-def key_frame_set(clips: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every key frame of the clips (float16) and its label, concatenated."""
-    return torch.cat([c["inputs"] for c in clips]), torch.cat([c["frame_labels"] for c in clips])
+def key_frame_set(clips: list[dict]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Every key frame of the clips (float16), its label and the index of its clip, concatenated."""
+    clip_index = np.concatenate([np.full(len(c["frame_labels"]), n) for n, c in enumerate(clips)])
+    return torch.cat([c["inputs"] for c in clips]), torch.cat([c["frame_labels"] for c in clips]), clip_index
 
 
-def train_epoch(network, optimiser, frames, labels, batch: int, augment, rng) -> float:
-    """One shuffled pass over the key frames, each augmented; mean binary cross-entropy."""
+def epoch_order(clip_index: np.ndarray, per_clip: int | None, rng) -> np.ndarray:
+    """The frames one epoch trains on, shuffled: all of them, or `per_clip` drawn afresh from each clip (its key
+    frames are near-duplicates, so an epoch of one per clip sees as many clips for a fifth of the cost)."""
+    if per_clip is None:
+        return rng.permutation(len(clip_index))
+    chosen = [
+        rng.choice(members, size=min(per_clip, len(members)), replace=False)
+        for members in np.split(np.arange(len(clip_index)), np.flatnonzero(np.diff(clip_index)) + 1)
+    ]
+    return rng.permutation(np.concatenate(chosen))
+
+
+def train_epoch(network, optimiser, frames, labels, order: np.ndarray, batch: int, augment) -> float:
+    """One pass over the frames in `order`, each augmented; mean binary cross-entropy."""
     network.train()
-    order = rng.permutation(len(frames))
     total, steps = 0.0, 0
     for first in range(0, len(order), batch):
         index = order[first : first + batch]
@@ -185,14 +197,15 @@ def train_run(name: str, run_index: int, start, train_clips, val_clips, settings
         state = saved["state"]
     if state["epochs"] >= config["epochs"]:
         return state
-    frames, labels = key_frame_set(train_clips)
+    frames, labels, clip_index = key_frame_set(train_clips)
     augment = augmentation(settings["augmentation"], settings["input_size"])
     for epoch in range(state["epochs"], config["epochs"]):
         epoch_started = time.perf_counter()
         rng = np.random.default_rng([seed, run_index, epoch])
         augment.set_random_state(seed=int(rng.integers(2**31)))
         torch.manual_seed(int(rng.integers(2**31)))  # dropout
-        train_loss = train_epoch(network, optimiser, frames, labels, config["batch"], augment, rng)
+        order = epoch_order(clip_index, config.get("key_frames_per_clip"), rng)
+        train_loss = train_epoch(network, optimiser, frames, labels, order, config["batch"], augment)
         figures = validation_figures(network, val_clips)
         state["epochs"], state["last"] = epoch + 1, {"epoch": epoch, **figures}
         if state["best"] is None or figures["loss"] < state["best"]["loss"]:
