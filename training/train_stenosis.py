@@ -276,7 +276,8 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     train_clips = cached_clip_inputs(range(*data["train_seeds"]), data, size, args.cache, args.workers)
-    val_clips = cached_clip_inputs(range(*data["val_seeds"]), data, size, args.cache, args.workers)
+    val_data = {**data, **data.get("val", {})}  # validation clips may be drawn as the product meets them
+    val_clips = cached_clip_inputs(range(*data["val_seeds"]), val_data, size, args.cache, args.workers)
     record(
         {
             "stage": "data",
