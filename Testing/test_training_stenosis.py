@@ -22,7 +22,7 @@ TINY = {
     "data": {"matrix": 128, "frame_count": 12, "train_seeds": [1, 5], "val_seeds": [8, 10]},
     "augmentation": {"crop_fraction": 0.9765625, "intensity_shift": 0.0392, "flip_left_right": False},
     "model": {"pretrained": "imagenet", "attention": True, "attention_dim": 16, "heads": 2, "dropout": 0.1},
-    "train": {"epochs": 2, "lr": 1.0e-3, "batch": 8, "key_frames_per_clip": 3},
+    "train": {"epochs": 2, "lr": 1.0e-3, "batch": 8, "key_frames_per_clip": 3, "localisation_weight": 1.0},
 }
 
 

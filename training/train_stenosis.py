@@ -8,7 +8,9 @@
 
 Every clip goes through the product's own steps (as `detect_stenosis` does): key frames chosen on the rendered
 frames (`key_frames`), then the network input of those frames (`network_input`). A key frame is positive when a stenosis
-box shows on it. Training: Adam, binary cross-entropy, the paper's augmentation (a random crop of 500/512 of the
+box shows on it. Training: Adam, binary cross-entropy (plus, with `train.localisation_weight`, a training-only
+1×1 head on the reduced cells learning where the stenoses are: a Gaussian of half a cell at each shown centre;
+it is not part of the exported network), the paper's augmentation (a random crop of 500/512 of the
 side, resized back, and an intensity shift of ±10 grey levels of 255; left-right flips only when asked).
 With `--folds K` the training clips are first split K ways by StratifiedKFold on the clip label; each fold trains
 from the same start for the whole budget and is scored on its held-out clips after its last epoch (frame AUC,
@@ -45,6 +47,7 @@ from LesionDetectLib.nets.frame_attention import FrameAttentionConfig, FrameAtte
 
 FINAL = "final"
 VOTE_THRESHOLD = 0.5  # a key frame votes stenosis at this probability, in validation and in the card
+CELL_STRIDE = 32  # MobileNetV2's feature map: one cell per 32 network pixels
 
 
 def clip_inputs(seed: int, matrix: int, frame_count: int | None, input_size: int) -> dict:
@@ -76,7 +79,21 @@ def cached_clip_inputs(seeds, data: dict, input_size: int, cache: Path | None, w
     def file_name(seed):
         return f"angio_{GENERATOR_VERSION}_m{matrix}_f{frame_count or 'run'}_s{input_size}_{seed}.pt"
 
-    return cached_by_seed(clip_inputs, seeds, (matrix, frame_count, input_size), file_name, cache, workers)
+    clips = cached_by_seed(clip_inputs, seeds, (matrix, frame_count, input_size), file_name, cache, workers)
+    return [{**clip, "matrix": matrix} for clip in clips]
+
+
+def cell_targets(clip: dict, input_size: int) -> torch.Tensor:
+    """(key frames, g, g) 0…1 on the classifier's stride-32 cell grid (g = input_size / 32): a Gaussian of half a
+    cell at each stenosis centre shown on the frame (the maximum where they overlap), zero on frames without one."""
+    grid = -(-input_size // CELL_STRIDE)
+    centres = (np.arange(grid) + 0.5) * CELL_STRIDE  # cell centres in network pixels
+    targets = torch.zeros(len(clip["centres_px"]), grid, grid)
+    for frame, shown in enumerate(clip["centres_px"]):
+        for x, y in np.asarray(shown, dtype=float).reshape(-1, 2) * input_size / clip["matrix"]:
+            blob = np.exp(-((centres[None, :] - x) ** 2 + (centres[:, None] - y) ** 2) / (2 * (CELL_STRIDE / 2) ** 2))
+            targets[frame] = torch.maximum(targets[frame], torch.from_numpy(blob).float())
+    return targets
 
 
 def augmentation(config: dict, input_size: int):
@@ -98,10 +115,11 @@ def augmentation(config: dict, input_size: int):
     return Compose([*steps, EnsureType(data_type="tensor", track_meta=False)])
 
 
-def key_frame_set(clips: list[dict]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """Every key frame of the clips (float16), its label and the index of its clip, concatenated."""
+def key_frame_set(clips: list[dict], input_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    """Every key frame of the clips (float16), its label, its cell targets and the index of its clip."""
     clip_index = np.concatenate([np.full(len(c["frame_labels"]), n) for n, c in enumerate(clips)])
-    return torch.cat([c["inputs"] for c in clips]), torch.cat([c["frame_labels"] for c in clips]), clip_index
+    targets = torch.cat([cell_targets(c, input_size) for c in clips])
+    return torch.cat([c["inputs"] for c in clips]), torch.cat([c["frame_labels"] for c in clips]), targets, clip_index
 
 
 def epoch_order(clip_index: np.ndarray, per_clip: int | None, rng) -> np.ndarray:
@@ -116,8 +134,16 @@ def epoch_order(clip_index: np.ndarray, per_clip: int | None, rng) -> np.ndarray
     return rng.permutation(np.concatenate(chosen))
 
 
-def train_epoch(network, optimiser, frames, labels, order: np.ndarray, batch: int, augment) -> float:
-    """One pass over the frames in `order`, each augmented; mean binary cross-entropy."""
+def localisation_head(network: FrameAttentionNet) -> torch.nn.Conv2d:
+    """Training only: a 1×1 convolution from the reduced cells (before attention) to one logit per cell."""
+    return torch.nn.Conv2d(network.config.attention_dim, 1, 1)
+
+
+def train_epoch(network, localiser, optimiser, data, order: np.ndarray, batch: int, augment, weight: float) -> float:
+    """One pass over the frames in `order`, each augmented; mean binary cross-entropy of the frame call, plus
+    `weight` × that of the localisation head's cells against the stenosis targets when there is a head (the crop
+    augmentation moves a centre by at most a fifth of a cell, left unmapped)."""
+    frames, labels, targets = data
     network.train()
     total, steps = 0.0, 0
     for first in range(0, len(order), batch):
@@ -126,6 +152,9 @@ def train_epoch(network, optimiser, frames, labels, order: np.ndarray, batch: in
             continue
         inputs = torch.stack([augment(frame) for frame in frames[index].float()]).clamp(0.0, 1.0)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(network(inputs), labels[index])
+        if localiser is not None:
+            cells = localiser(network.cells)[:, 0]
+            loss = loss + weight * torch.nn.functional.binary_cross_entropy_with_logits(cells, targets[index])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -188,16 +217,21 @@ def train_run(name: str, run_index: int, start, train_clips, val_clips, settings
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint_path = folder / "checkpoint.pt"
     network = start()
-    optimiser = torch.optim.Adam(network.parameters(), lr=config["lr"])
+    weight = config.get("localisation_weight", 0.0)
+    localiser = localisation_head(network) if weight else None
+    parameters = [*network.parameters(), *(localiser.parameters() if localiser else [])]
+    optimiser = torch.optim.Adam(parameters, lr=config["lr"])
     state = {"epochs": 0, "best": None, "last": None}
     if settings["resume"] and checkpoint_path.is_file():
         saved = torch.load(checkpoint_path, weights_only=True)
         network.load_state_dict(saved["network"])
+        if localiser is not None:
+            localiser.load_state_dict(saved["localiser"])
         optimiser.load_state_dict(saved["optimiser"])
         state = saved["state"]
     if state["epochs"] >= config["epochs"]:
         return state
-    frames, labels, clip_index = key_frame_set(train_clips)
+    frames, labels, targets, clip_index = key_frame_set(train_clips, settings["input_size"])
     augment = augmentation(settings["augmentation"], settings["input_size"])
     for epoch in range(state["epochs"], config["epochs"]):
         epoch_started = time.perf_counter()
@@ -205,14 +239,21 @@ def train_run(name: str, run_index: int, start, train_clips, val_clips, settings
         augment.set_random_state(seed=int(rng.integers(2**31)))
         torch.manual_seed(int(rng.integers(2**31)))  # dropout
         order = epoch_order(clip_index, config.get("key_frames_per_clip"), rng)
-        train_loss = train_epoch(network, optimiser, frames, labels, order, config["batch"], augment)
+        data = (frames, labels, targets)
+        train_loss = train_epoch(network, localiser, optimiser, data, order, config["batch"], augment, weight)
         figures = validation_figures(network, val_clips)
         state["epochs"], state["last"] = epoch + 1, {"epoch": epoch, **figures}
         if state["best"] is None or figures["loss"] < state["best"]["loss"]:
             state["best"] = state["last"]
             torch.save(network.state_dict(), folder / "best.pt")
         torch.save(
-            {"network": network.state_dict(), "optimiser": optimiser.state_dict(), "state": state}, checkpoint_path
+            {
+                "network": network.state_dict(),
+                "localiser": localiser.state_dict() if localiser else {},
+                "optimiser": optimiser.state_dict(),
+                "state": state,
+            },
+            checkpoint_path,
         )
         record(
             {
@@ -326,6 +367,11 @@ def main(argv=None) -> int:
             f"MobileNetV2 x1.0 trunk → 1×1 convolution to {network.config.attention_dim} → "
             + ("one MONAI self-attention block (residual, layer norm)" if network.config.attention else "no attention")
             + " → mean over cells → linear: one stenosis logit per key frame; the clip by majority vote"
+            + (
+                "; trained with a training-only 1×1 localisation head on the reduced cells (not exported)"
+                if config["train"].get("localisation_weight")
+                else ""
+            )
         ),
         "attention": network.config.attention,
         "backbone_start": backbone_start,

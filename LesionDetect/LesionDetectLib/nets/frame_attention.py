@@ -6,6 +6,9 @@ every cell attend to every other, added back to its input (residual, layer-norme
 a linear layer gives one logit per frame. `attention=False` is the same network without the module, for the
 paper's ablation.
 
+`cells` keeps the last forward pass's reduced feature map (N, attention_dim, H / 32, W / 32), for a training-time
+localisation head (training/train_stenosis.py); the exported network has no such head.
+
 Because the cells are averaged after the attention, the mean over queries of the attention matrix is exactly
 how much each cell's value contributes to the frame's pooled vector: `attention_map` returns it as a
 (H / 32, W / 32) heatmap.
@@ -46,11 +49,11 @@ class FrameAttentionNet(nn.Module):
             self.norm = nn.LayerNorm(config.attention_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.attention_dim, 1)
-        self._grid = None
+        self.cells = None
 
     def forward(self, frames: Tensor) -> Tensor:
         cells = self.reduce(self.trunk.feature_map(frames.expand(-1, 3, -1, -1)))
-        self._grid = cells.shape[-2:]
+        self.cells = cells
         tokens = cells.flatten(2).transpose(1, 2)  # (N, cells, dim)
         if self.config.attention:
             tokens = self.norm(tokens + self.attention(tokens))
@@ -58,7 +61,7 @@ class FrameAttentionNet(nn.Module):
 
     def attention_map(self) -> Tensor:
         """(N, H / 32, W / 32) of the last forward pass: each cell's weight in the pooled vector, summing to 1."""
-        if not self.config.attention or self._grid is None:
+        if not self.config.attention or self.cells is None:
             raise RuntimeError("no attention map: the network has no attention module or has not run yet")
         weights = self.attention.att_mat.mean(dim=(1, 2))  # over heads and queries → (N, cells)
-        return weights.view(-1, *self._grid)
+        return weights.view(-1, *self.cells.shape[-2:])

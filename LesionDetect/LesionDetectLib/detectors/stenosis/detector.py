@@ -48,6 +48,12 @@ class StenosisDetector(Detector):
         model = load_stenosis_model(Path(weights) if weights else DEFAULT_MANIFEST)
         return detect_stenosis(image, model, options, device, progress)
 
+    def scenarios(self):
+        """The self-test scenario, once a model is shipped (it runs the network)."""
+        from LesionDetectLib.detectors.stenosis import scenarios
+
+        return scenarios.SCENARIOS if DEFAULT_MANIFEST.is_file() else []
+
     def sample(self):
         from LesionDetectLib.detectors.stenosis.sample import read_sample
 
