@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 from evaluate_stenosis import main as evaluate_main
-from train_stenosis import augmentation, epoch_order
+from train_stenosis import augmentation, cell_targets, epoch_order
 from train_stenosis import main as train_main
 
 from LesionDetectLib.detectors.stenosis.model import load_stenosis_model
@@ -210,3 +210,16 @@ def test_an_epoch_of_one_key_frame_per_clip_draws_one_of_each_clip_afresh():
         assert sorted(clip_index[order]) == [0, 1, 2, 3]
     assert len({tuple(sorted(order)) for order in draws}) > 1  # other frames in other epochs
     assert sorted(clip_index[epoch_order(clip_index, 2, np.random.default_rng(1))]) == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_cell_targets_peak_on_the_cell_of_each_shown_stenosis_on_the_network_grid():
+    # a 512² frame read at 256²: the centre (96, 32) px lands on network pixel (48, 16), the middle of cell (row 0,
+    # column 1); the one at (48, 48) px on (24, 24), a quarter cell from four cell centres
+    clip = {"matrix": 512, "centres_px": [[[96.0, 32.0]], [], [[48.0, 48.0], [96.0, 32.0]]]}
+    targets = cell_targets(clip, 256)
+    assert targets.shape == (3, 8, 8)
+    assert targets[0, 0, 1] == pytest.approx(1.0) and targets[0].argmax() == 1
+    assert targets[0, 0, 2] == pytest.approx(np.exp(-0.5 * 2**2))  # one cell on: 2 sigmas
+    assert not targets[1].any()
+    assert targets[2, 0, 0] == pytest.approx(np.exp(-(8**2 + 8**2) / (2 * 16**2)))
+    assert targets[2, 0, 1] == pytest.approx(1.0)  # the maximum of the two blobs
