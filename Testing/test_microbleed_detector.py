@@ -176,6 +176,9 @@ def test_operating_points_split_candidates_and_refiltering_moves_them_without_a_
     assert [lesion.id for lesion in more.lesions] == [1, 2] and [lesion.id for lesion in more.candidates] == [3]
     assert more.summary["count"] == 2 and more.summary["operating_point"]["sensitivity"] == 0.99
     assert detector.summary_line(more) == "2 microbleeds (2 lobar, 0 deep) at 99 % sensitivity"
+    read_back = dataclasses.replace(findings, candidates=None)  # a result folder written before candidates were kept
+    fewer = detector.refiltered(read_back, MicrobleedOptions(sensitivity=0.9))
+    assert [lesion.id for lesion in fewer.lesions] == [1] and fewer.candidates == []
 
 
 def test_parcellation_labels_give_lobar_deep_or_unknown_and_the_nearest_label_counts():

@@ -54,11 +54,12 @@ class MicrobleedDetector(Detector):
         return detect_microbleeds(image, model, options, device, progress)
 
     def refiltered(self, findings, options):
-        """The same candidates split at another validation sensitivity."""
+        """The same candidates split at another validation sensitivity (results read back from a folder that
+        kept no candidates split their lesions alone)."""
         from LesionDetectLib.detectors.microbleed.detect import split_at, summary
 
         points = findings.summary["operating_points"]
-        every = sorted(findings.lesions + findings.candidates, key=lambda lesion: lesion.id)
+        every = sorted(findings.lesions + (findings.candidates or []), key=lambda lesion: lesion.id)
         microbleeds, candidates, point = split_at(every, points, options.sensitivity)
         return dataclasses.replace(
             findings,
