@@ -9,12 +9,11 @@ Usage: python benchmarks/microbleed_benchmark.py [--seed 9001] [--input PATH] [-
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import yaml
-from timing import fastest
+from timing import case_arguments, fastest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "LesionDetect"), str(ROOT / "training")]
@@ -40,15 +39,7 @@ def model_of(config_name: str) -> MicrobleedModel:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=9001, help="generator seed of the synthetic scan")
-    parser.add_argument("--input", type=Path, help="an SWI volume instead of a synthetic one")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
+    args = case_arguments(__doc__.splitlines()[0], "SWI scan")
     if args.input:
         from LesionDetectLib.io.read_input import read_input
 

@@ -9,14 +9,13 @@ Usage: python benchmarks/stenosis_benchmark.py [--seed 9001] [--input PATH] [--t
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import yaml
-from timing import fastest
+from timing import case_arguments, fastest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "LesionDetect"), str(ROOT / "training")]
@@ -56,15 +55,9 @@ def written_clip(seed: int, folder: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=9001, help="generator seed of the synthetic run")
-    parser.add_argument("--input", type=Path, help="a cine (multi-frame DICOM, frame folder) instead")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
+    args = case_arguments(__doc__.splitlines()[0], "run")
     import torch
 
-    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as temporary:
         source = args.input or written_clip(args.seed, Path(temporary))
         read_s, sequence = fastest(lambda: read_input(source), args.repeats)
