@@ -6,8 +6,8 @@ every cell attend to every other, added back to its input (residual, layer-norme
 a linear layer gives one logit per frame. `attention=False` is the same network without the module, for the
 paper's ablation.
 
-`cells` keeps the last forward pass's reduced feature map (N, attention_dim, H / 32, W / 32), for a training-time
-localisation head (training/train_stenosis.py); the exported network has no such head.
+`cells` keeps the last forward pass's reduced feature map (N, attention_dim, H / 32, W / 32), for a localisation head
+that only a training script adds; the exported network has no such head.
 
 Because the cells are averaged after the attention, the mean over queries of the attention matrix is exactly
 how much each cell's value contributes to the frame's pooled vector: `attention_map` returns it as a
