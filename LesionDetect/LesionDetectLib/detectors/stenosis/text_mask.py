@@ -41,15 +41,16 @@ def text_mask(frames: np.ndarray) -> np.ndarray:
     window = odd_size(STROKE_WINDOW_FRACTION * max(grey.shape))
     above = ndimage.white_tophat(grey, size=window)
     below = ndimage.black_tophat(grey, size=window)
+    standout = np.maximum(above, below)  # from its surroundings, bright or dark
     bright = (grey >= 1 - EXTREME_FRACTION) & (above >= CONTRAST_FRACTION)
     dark = (grey <= EXTREME_FRACTION) & (below >= CONTRAST_FRACTION)
     glyphs = bright | dark
     if len(frames) > 1:
         spread = frames.std(axis=0)
-        still = (spread <= STILL_STD_FRACTION * grey_range) & (np.maximum(above, below) >= STILL_CONTRAST_FRACTION)
+        still = (spread <= STILL_STD_FRACTION * grey_range) & (standout >= STILL_CONTRAST_FRACTION)
         glyphs = (glyphs & (spread <= CONSTANT_STD_FRACTION * grey_range)) | still
     glyphs &= border_zone(grey.shape)
-    sharp = ndimage.morphological_gradient(grey, size=3) >= SHARPNESS * np.where(above >= below, above, below)
+    sharp = ndimage.morphological_gradient(grey, size=3) >= SHARPNESS * standout
     return ndimage.binary_dilation(text_lines(glyphs, sharp), iterations=MARGIN_PX)
 
 
