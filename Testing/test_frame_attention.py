@@ -21,6 +21,23 @@ def test_one_logit_per_frame_and_an_attention_map_that_weighs_the_cells():
     assert network.get_submodule(network.cam_layer) is network.trunk.features[18]
 
 
+def test_max_pooling_scores_every_cell_keeps_the_highest_and_maps_that_cells_attention():
+    network = FrameAttentionNet(FrameAttentionConfig(dropout=0.0, pooling="max"))  # batch statistics: cells differ
+    with torch.no_grad():
+        logits = network(torch.rand(2, 1, 96, 128))
+        tokens = network.cells.flatten(2).transpose(1, 2)
+        per_cell = network.head(network.norm(tokens + network.attention(tokens)))[..., 0]
+    assert torch.allclose(logits, per_cell.max(dim=1).values, atol=1e-5)
+    attention = network.attention_map()
+    assert attention.shape == (2, 3, 4) and torch.allclose(attention.sum(dim=(1, 2)), torch.ones(2))
+    winner_rows = network.attention.att_mat.mean(dim=1)[torch.arange(2), per_cell.argmax(dim=1)]
+    assert torch.allclose(attention.flatten(1), winner_rows)
+    mean_of_rows = network.attention.att_mat.mean(dim=(1, 2))
+    assert not torch.allclose(attention.flatten(1), mean_of_rows)  # not the mean pooling's map
+    with pytest.raises(ValueError, match="pooling 'sum'"):
+        FrameAttentionNet(FrameAttentionConfig(pooling="sum"))
+
+
 def test_without_the_attention_module_the_same_cnn_has_no_attention_weights_and_no_map():
     plain = FrameAttentionNet(FrameAttentionConfig(attention=False))
     with_attention = FrameAttentionNet(FrameAttentionConfig())
@@ -33,8 +50,9 @@ def test_without_the_attention_module_the_same_cnn_has_no_attention_weights_and_
         plain.attention_map()
 
 
-def test_a_tiny_network_overfits_a_tiny_batch():
-    network = FrameAttentionNet(FrameAttentionConfig(dropout=0.0, attention_dim=32, heads=2))
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_a_tiny_network_overfits_a_tiny_batch(pooling):
+    network = FrameAttentionNet(FrameAttentionConfig(dropout=0.0, attention_dim=32, heads=2, pooling=pooling))
     frames = torch.rand(6, 1, 64, 64)
     frames[:3, :, 20:44, 30:34] = 0.0  # a dark "vessel" on the abnormal frames
     labels = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])

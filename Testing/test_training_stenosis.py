@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 from evaluate_stenosis import main as evaluate_main
+from stenosis_patch_pretraining import patch_set
 from train_stenosis import augmentation, cell_targets, epoch_order
 from train_stenosis import main as train_main
 
@@ -21,7 +22,18 @@ TINY = {
     "folds": 2,
     "data": {"matrix": 128, "frame_count": 12, "train_seeds": [1, 5], "val_seeds": [8, 10]},
     "augmentation": {"crop_fraction": 0.9765625, "intensity_shift": 0.0392, "flip_left_right": False},
-    "model": {"pretrained": "imagenet", "attention": True, "attention_dim": 16, "heads": 2, "dropout": 0.1},
+    "model": {
+        "pretrained": "imagenet",
+        "attention": True,
+        "attention_dim": 16,
+        "heads": 2,
+        "dropout": 0.1,
+        "pooling": "max",
+    },
+    "patch_pretraining": {
+        **{"epochs": 1, "lr": 1.0e-3, "batch": 16, "patch": 32, "jitter": 2, "clearance": 12},
+        **{"negatives_per_frame": 2, "vessel_percentile": 8},
+    },
     "train": {"epochs": 2, "lr": 1.0e-3, "batch": 8, "key_frames_per_clip": 3, "localisation_weight": 1.0},
 }
 
@@ -47,15 +59,18 @@ def test_training_scores_its_folds_and_writes_a_bundle_that_loads(trained):
     assert [entry["stage"] for entry in log] == [
         "data",
         "backbone",
+        "fold0_patch",
         *["fold0"] * 2,
+        "fold1_patch",
         *["fold1"] * 2,
         "cross_validation",
+        "final_patch",
         *["final"] * 2,
         "final_best",
     ]
     assert log[0]["train"] == {"clips": 4, "stenosis_clips": 2, "key_frames": 20, "positive_key_frames": 10}
     assert len(list(cache.iterdir())) == 6
-    folds = log[6]
+    folds = log[8]
     assert len(folds["folds"]) == 2 and all(fold["epoch"] == 1 for fold in folds["folds"])
     assert set(folds["clip_accuracy"]) == {"mean", "sd"}
     final = [entry for entry in log if entry["stage"] == "final"]
@@ -63,12 +78,16 @@ def test_training_scores_its_folds_and_writes_a_bundle_that_loads(trained):
     assert kept["loss"] == min(entry["val_loss"] for entry in final)
 
     model = load_stenosis_model(run / "model" / "stenosis.json")
-    assert model.input_size == 64 and model.network.config.attention
+    assert model.input_size == 64 and model.network.config.attention and model.network.config.pooling == "max"
     manifest = json.loads((run / "model" / "stenosis.json").read_text())
     assert manifest["version"] == "stenosis-tiny-test" and manifest["attention"] is True
     assert manifest["training_data"]["generator_version"] and manifest["training_data"]["train_seeds"] == [1, 5]
     assert manifest["augmentation"]["flip_left_right"] is False
     assert manifest["cross_validation"]["k"] == 2 and manifest["training"]["kept_epoch"] == kept["epoch"]
+    patches = manifest["backbone_start"]["patch_pretraining"]
+    assert patches["patch"] == 32 and 0 < patches["train_positive"] < patches["train_patches"]
+    assert patches["auc"] == [e for e in log if e["stage"] == "final_patch"][0]["val_auc"]
+    assert "max pooling" in manifest["architecture"]
     with torch.no_grad():
         assert model.network(torch.rand(3, 1, 64, 64)).shape == (3,)
 
@@ -129,7 +148,7 @@ def test_the_ablation_has_the_same_cnn_and_no_attention_weights(trained, ablatio
     manifest = json.loads((ablation / "model" / "stenosis.json").read_text())
     assert manifest["version"] == "stenosis-tiny-test-no-attention" and manifest["attention"] is False
     assert manifest["cross_validation"] is None
-    assert [entry["stage"] for entry in read_log(ablation)][:3] == ["data", "backbone", "final"]
+    assert [entry["stage"] for entry in read_log(ablation)][:4] == ["data", "backbone", "final_patch", "final"]
 
 
 def test_evaluation_runs_both_models_through_the_detector_side_by_side(trained, ablation, tmp_path):
@@ -223,3 +242,19 @@ def test_cell_targets_peak_on_the_cell_of_each_shown_stenosis_on_the_network_gri
     assert not targets[1].any()
     assert targets[2, 0, 0] == pytest.approx(np.exp(-(8**2 + 8**2) / (2 * 16**2)))
     assert targets[2, 0, 1] == pytest.approx(1.0)  # the maximum of the two blobs
+
+
+def test_patches_centre_on_each_shown_stenosis_and_negatives_lie_on_vessels_away_from_every_stenosis():
+    frames = torch.ones(2, 1, 64, 64)
+    frames[:, 0, 30:34, :] = 0.0  # a dark horizontal vessel on both frames, rows 30–33
+    frames[0, 0, 31:33, 40] = 0.5  # and a narrowing on the first at column 40
+    clip = {"matrix": 128, "inputs": frames.half(), "centres_px": [[[80.0, 63.0]], []]}  # (40, 31.5) at 64²
+    config = {"patch": 16, "jitter": 0, "clearance": 12, "negatives_per_frame": 3, "vessel_percentile": 5}
+    patches, labels = patch_set([clip], 64, config, np.random.default_rng(0))
+    assert patches.shape == (7, 1, 16, 16) and patches.dtype == torch.float16
+    assert labels.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # one stenosis, 3 vessel patches on each frame
+    positive = patches[0, 0].float()
+    assert positive[8, 8] == 0.5 and (positive[7:9, :] < 1).all()  # the narrowing at the patch centre
+    for negative in patches[1:, 0].float():
+        assert (negative[8] == 0).all() or (negative[7] == 0).all()  # centred on the vessel
+        assert not (negative == 0.5).any()  # 12 px from the stenosis: its 16² patch cannot reach it

@@ -7,11 +7,13 @@
     python training/train_stenosis.py ... --install        # also copy the bundle to LesionDetect/Resources/Models
 
 Every clip goes through the product's own steps (as `detect_stenosis` does): key frames chosen on the rendered
-frames (`key_frames`), then the network input of those frames (`network_input`). A key frame is positive when a stenosis
-box shows on it. Training: Adam, binary cross-entropy (plus, with `train.localisation_weight`, a training-only
-1×1 head on the reduced cells learning where the stenoses are: a Gaussian of half a cell at each shown centre;
-it is not part of the exported network), the paper's augmentation (a random crop of 500/512 of the
-side, resized back, and an intensity shift of ±10 grey levels of 255; left-right flips only when asked).
+frames (`key_frames`), then the network input of those frames (`network_input`). A key frame is positive when a
+stenosis box shows on it. With `patch_pretraining` in the config, each run's trunk is first taught on patches of its
+own training clips (stenosis_patch_pretraining.py, stage 1) and the frame stage starts from it. Training: Adam,
+binary cross-entropy (plus, with `train.localisation_weight`, a training-only 1×1 head on the reduced cells learning
+where the stenoses are: a Gaussian of half a cell at each shown centre; it is not part of the exported network),
+the paper's augmentation (a random crop of 500/512 of the side, resized back, and an intensity shift of ±10 grey
+levels of 255; left-right flips only when asked).
 With `--folds K` the training clips are first split K ways by StratifiedKFold on the clip label; each fold trains
 from the same start for the whole budget and is scored on its held-out clips after its last epoch (frame AUC,
 frame accuracy, clip accuracy by majority vote). The final model trains on all training clips and is kept at the
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "LesionDetect"))
 from pretrained_backbones import load_imagenet_mobilenet_v2  # noqa: E402
 from run_log import run_log  # noqa: E402
 from seed_cache import cached_by_seed  # noqa: E402
+from stenosis_patch_pretraining import pretrain_trunk  # noqa: E402
 from synthetic_angiography import GENERATOR_VERSION, make_angiography_clip  # noqa: E402
 
 from LesionDetectLib.detection.weights import config_arguments, install_bundle  # noqa: E402
@@ -331,8 +334,26 @@ def main(argv=None) -> int:
     _, backbone_start = new_network(model_config, pretrained, seed)
     record({"stage": "backbone", "attention": model_config.get("attention", True), **backbone_start})
 
-    def start():
-        return new_network(model_config, pretrained, seed)[0]
+    patch_config = config.get("patch_pretraining")
+
+    def starter(name: str, clips: tuple[list, list]):
+        """The start of a run on `clips` (training, validation): the trunk taught on their patches first (stage 1,
+        in OUT/<name>_patch) when the config asks, so a fold's held-out clips stay unseen."""
+        trunk_state = None
+        if patch_config:
+            network = new_network(model_config, pretrained, seed)[0]
+            folder = args.out / f"{name}_patch"
+            patches = pretrain_trunk(network.trunk, clips, size, patch_config, seed, folder, record, args.resume)
+            trunk_state = network.trunk.state_dict()
+            backbone_start["patch_pretraining"] = {**patch_config, **patches}
+
+        def start():
+            network = new_network(model_config, pretrained, seed)[0]
+            if trunk_state is not None:
+                network.trunk.load_state_dict(trunk_state)
+            return network
+
+        return start
 
     settings = {
         "seed": seed,
@@ -350,6 +371,7 @@ def main(argv=None) -> int:
         fold_states = []
         for fold, (fit, held_out) in enumerate(splitter.split(np.zeros(len(clip_labels)), clip_labels)):
             fit_clips, held_out_clips = [train_clips[n] for n in fit], [train_clips[n] for n in held_out]
+            start = starter(f"fold{fold}", (fit_clips, held_out_clips))
             fold_states.append(
                 train_run(f"fold{fold}", fold + 1, start, fit_clips, held_out_clips, settings, args.out, record)
             )
@@ -357,6 +379,7 @@ def main(argv=None) -> int:
         cross_validation.update(cross_validation_summary(fold_states))
         record({"stage": "cross_validation", **cross_validation})
 
+    start = starter(FINAL, (train_clips, val_clips))
     final = train_run(FINAL, 0, start, train_clips, val_clips, settings, args.out, record)
     network = start()
     network.load_state_dict(torch.load(args.out / FINAL / "best.pt", weights_only=True))
@@ -366,7 +389,12 @@ def main(argv=None) -> int:
         "architecture": (
             f"MobileNetV2 x1.0 trunk → 1×1 convolution to {network.config.attention_dim} → "
             + ("one MONAI self-attention block (residual, layer norm)" if network.config.attention else "no attention")
-            + " → mean over cells → linear: one stenosis logit per key frame; the clip by majority vote"
+            + (
+                " → mean over cells → linear"
+                if network.config.pooling == "mean"
+                else " → linear on every cell → the highest cell (max pooling)"
+            )
+            + ": one stenosis logit per key frame; the clip by majority vote"
             + (
                 "; trained with a training-only 1×1 localisation head on the reduced cells (not exported)"
                 if config["train"].get("localisation_weight")

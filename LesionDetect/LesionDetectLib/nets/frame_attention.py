@@ -2,22 +2,25 @@
 
 The CNN (MobileNetV2 ×1.0, which can start from ImageNet weights) gives a stride-32 feature map; a 1×1
 convolution reduces it to `attention_dim` channels; MONAI's multi-head self-attention block (`SABlock`) lets
-every cell attend to every other, added back to its input (residual, layer-normed); the cells are averaged and
-a linear layer gives one logit per frame. `attention=False` is the same network without the module, for the
-paper's ablation.
+every cell attend to every other, added back to its input (residual, layer-normed). `pooling` says how the cells
+become one logit: `mean` averages them and a linear layer scores the mean; `max` scores every cell with that linear
+layer and keeps the highest (multiple-instance pooling: a frame is abnormal when one place is, so a stenosis in one
+of 64 cells is not averaged away). `attention=False` is the same network without the module, for the paper's
+ablation.
 
 `cells` keeps the last forward pass's reduced feature map (N, attention_dim, H / 32, W / 32), for a localisation head
 that only a training script adds; the exported network has no such head.
 
-Because the cells are averaged after the attention, the mean over queries of the attention matrix is exactly
-how much each cell's value contributes to the frame's pooled vector: `attention_map` returns it as a
-(H / 32, W / 32) heatmap.
+`attention_map` returns, as a (H / 32, W / 32) heatmap, how much each cell's value went into what was scored: with
+`mean` pooling the mean over queries of the attention matrix (the cells are averaged after the attention), with
+`max` pooling the attention row of the cell that scored highest.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from LesionDetectLib.nets import mobilenet_v2
@@ -30,6 +33,10 @@ class FrameAttentionConfig:
     heads: int = 4
     dropout: float = 0.2
     in_channels: int = 1  # grey frames, repeated to the trunk's three channels
+    pooling: str = "mean"  # "mean": score the mean cell; "max": score every cell, keep the highest
+
+
+POOLINGS = ("mean", "max")
 
 
 class FrameAttentionNet(nn.Module):
@@ -39,6 +46,8 @@ class FrameAttentionNet(nn.Module):
 
     def __init__(self, config: FrameAttentionConfig) -> None:
         super().__init__()
+        if config.pooling not in POOLINGS:
+            raise ValueError(f"pooling {config.pooling!r} is not one of {', '.join(POOLINGS)}")
         self.config = config
         self.trunk = mobilenet_v2.MobileNetV2Features()
         self.reduce = nn.Conv2d(mobilenet_v2.FEATURES, config.attention_dim, 1)
@@ -50,6 +59,7 @@ class FrameAttentionNet(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.attention_dim, 1)
         self.cells = None
+        self.winners = None  # with max pooling: the index of each frame's highest-scoring cell
 
     def forward(self, frames: Tensor) -> Tensor:
         cells = self.reduce(self.trunk.feature_map(frames.expand(-1, 3, -1, -1)))
@@ -57,11 +67,18 @@ class FrameAttentionNet(nn.Module):
         tokens = cells.flatten(2).transpose(1, 2)  # (N, cells, dim)
         if self.config.attention:
             tokens = self.norm(tokens + self.attention(tokens))
-        return self.head(self.dropout(tokens.mean(dim=1)))[:, 0]
+        if self.config.pooling == "mean":
+            return self.head(self.dropout(tokens.mean(dim=1)))[:, 0]
+        scores, self.winners = self.head(self.dropout(tokens))[..., 0].max(dim=1)
+        return scores
 
     def attention_map(self) -> Tensor:
         """(N, H / 32, W / 32) of the last forward pass: each cell's weight in the pooled vector, summing to 1."""
         if not self.config.attention or self.cells is None:
             raise RuntimeError("no attention map: the network has no attention module or has not run yet")
-        weights = self.attention.att_mat.mean(dim=(1, 2))  # over heads and queries → (N, cells)
+        rows = self.attention.att_mat.mean(dim=1)  # over heads → (N, queries, cells)
+        if self.config.pooling == "mean":
+            weights = rows.mean(dim=1)
+        else:
+            weights = rows[torch.arange(len(rows)), self.winners]
         return weights.view(-1, *self.cells.shape[-2:])
