@@ -92,8 +92,8 @@ class DarkBlobNet(nn.Module):
         return self._attention
 
 
-def toy_model(attention: bool = True) -> StenosisModel:
-    return StenosisModel(DarkBlobNet(attention).eval(), SIZE, {"version": "toy"}, "0" * 64)
+def toy_model(attention: bool = True, **card) -> StenosisModel:
+    return StenosisModel(DarkBlobNet(attention).eval(), SIZE, {"version": "toy", **card}, "0" * 64)
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +171,14 @@ def test_the_vote_follows_the_frame_probabilities():
     assert lowered.summary["votes"] == 5 and lowered.summary["verdict"] == "stenosis"
     # every key frame votes now, but a box needs evidence: where no cell is dark enough, Grad-CAM is flat (zero)
     assert {lesion.frame for lesion in lowered.lesions} == {f for f, b in zip(frames, with_blob) if b}
+
+
+def test_the_model_cards_caution_is_a_warning_of_every_run():
+    plain = detect_stenosis(toy_cine(), toy_model(), StenosisOptions())
+    assert not any(warning.startswith("Model toy") for warning in plain.warnings)
+    model = toy_model(caution="trained on synthetic cines only.")
+    findings = detect_stenosis(toy_cine(), model, StenosisOptions())
+    assert findings.warnings == [*plain.warnings, "Model toy: trained on synthetic cines only."]
 
 
 def test_without_the_attention_module_grad_cam_alone_finds_the_blob():

@@ -258,3 +258,33 @@ def test_patches_centre_on_each_shown_stenosis_and_negatives_lie_on_vessels_away
     for negative in patches[1:, 0].float():
         assert (negative[8] == 0).all() or (negative[7] == 0).all()  # centred on the vessel
         assert not (negative == 0.5).any()  # 12 px from the stenosis: its 16² patch cannot reach it
+
+
+def test_with_max_pooling_the_network_s_own_cell_scores_learn_the_stenosis_targets_positives_weighted():
+    from train_stenosis import localisation_head, train_epoch
+
+    from LesionDetectLib.nets.frame_attention import FrameAttentionConfig, FrameAttentionNet
+
+    torch.manual_seed(0)
+    network = FrameAttentionNet(FrameAttentionConfig(attention_dim=16, heads=2, dropout=0.0, pooling="max"))
+    assert localisation_head(network) is None  # no extra head: the cells it scores are supervised
+    frames, labels = torch.rand(4, 1, 64, 64), torch.tensor([1.0, 0.0, 1.0, 0.0])
+    targets = torch.zeros(4, 2, 2)
+    targets[0, 1, 0] = targets[2, 0, 1] = 1.0
+    config = {"batch": 4, "localisation_weight": 0.5, "cell_positive_weight": 8.0}
+
+    def first_loss(settings):
+        copy_ = copy.deepcopy(network)
+        optimiser = torch.optim.SGD(copy_.parameters(), lr=0.0)
+        return train_epoch(copy_, None, optimiser, (frames, labels, targets), np.arange(4), settings, lambda f: f)
+
+    with torch.no_grad():
+        network.train()
+        logits = network(frames)
+        expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels).item()
+        cells = torch.nn.functional.binary_cross_entropy_with_logits(
+            network.cell_logits, targets, pos_weight=torch.tensor(8.0)
+        ).item()
+    assert network.cell_logits.shape == (4, 2, 2)
+    assert first_loss({"batch": 4}) == pytest.approx(expected, rel=1e-4)
+    assert first_loss(config) == pytest.approx(expected + 0.5 * cells, rel=1e-4)

@@ -137,16 +137,20 @@ def epoch_order(clip_index: np.ndarray, per_clip: int | None, rng) -> np.ndarray
     return rng.permutation(np.concatenate(chosen))
 
 
-def localisation_head(network: FrameAttentionNet) -> torch.nn.Conv2d:
-    """Training only: a 1×1 convolution from the reduced cells (before attention) to one logit per cell."""
-    return torch.nn.Conv2d(network.config.attention_dim, 1, 1)
+def localisation_head(network: FrameAttentionNet) -> torch.nn.Conv2d | None:
+    """Training only: a 1×1 convolution from the reduced cells (before attention) to one logit per cell; none with
+    max pooling, where the network scores every cell itself and those scores are supervised."""
+    return None if network.config.pooling == "max" else torch.nn.Conv2d(network.config.attention_dim, 1, 1)
 
 
-def train_epoch(network, localiser, optimiser, data, order: np.ndarray, batch: int, augment, weight: float) -> float:
+def train_epoch(network, localiser, optimiser, data, order: np.ndarray, config: dict, augment) -> float:
     """One pass over the frames in `order`, each augmented; mean binary cross-entropy of the frame call, plus
-    `weight` × that of the localisation head's cells against the stenosis targets when there is a head (the crop
+    `localisation_weight` × that of the cell scores (the head's, or with max pooling the network's own) against the
+    stenosis targets, positives weighted by `cell_positive_weight` (one cell in 64 holds a stenosis; the crop
     augmentation moves a centre by at most a fifth of a cell, left unmapped)."""
     frames, labels, targets = data
+    batch, weight = config["batch"], config.get("localisation_weight", 0.0)
+    positive_weight = torch.tensor(float(config.get("cell_positive_weight", 1.0)))
     network.train()
     total, steps = 0.0, 0
     for first in range(0, len(order), batch):
@@ -155,9 +159,12 @@ def train_epoch(network, localiser, optimiser, data, order: np.ndarray, batch: i
             continue
         inputs = torch.stack([augment(frame) for frame in frames[index].float()]).clamp(0.0, 1.0)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(network(inputs), labels[index])
-        if localiser is not None:
-            cells = localiser(network.cells)[:, 0]
-            loss = loss + weight * torch.nn.functional.binary_cross_entropy_with_logits(cells, targets[index])
+        if weight:
+            cells = network.cell_logits if localiser is None else localiser(network.cells)[:, 0]
+            cell_loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                cells, targets[index], pos_weight=positive_weight
+            )
+            loss = loss + weight * cell_loss
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -220,8 +227,7 @@ def train_run(name: str, run_index: int, start, train_clips, val_clips, settings
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint_path = folder / "checkpoint.pt"
     network = start()
-    weight = config.get("localisation_weight", 0.0)
-    localiser = localisation_head(network) if weight else None
+    localiser = localisation_head(network) if config.get("localisation_weight") else None
     parameters = [*network.parameters(), *(localiser.parameters() if localiser else [])]
     optimiser = torch.optim.Adam(parameters, lr=config["lr"])
     state = {"epochs": 0, "best": None, "last": None}
@@ -243,7 +249,7 @@ def train_run(name: str, run_index: int, start, train_clips, val_clips, settings
         torch.manual_seed(int(rng.integers(2**31)))  # dropout
         order = epoch_order(clip_index, config.get("key_frames_per_clip"), rng)
         data = (frames, labels, targets)
-        train_loss = train_epoch(network, localiser, optimiser, data, order, config["batch"], augment, weight)
+        train_loss = train_epoch(network, localiser, optimiser, data, order, config, augment)
         figures = validation_figures(network, val_clips)
         state["epochs"], state["last"] = epoch + 1, {"epoch": epoch, **figures}
         if state["best"] is None or figures["loss"] < state["best"]["loss"]:
@@ -396,9 +402,11 @@ def main(argv=None) -> int:
             )
             + ": one stenosis logit per key frame; the clip by majority vote"
             + (
-                "; trained with a training-only 1×1 localisation head on the reduced cells (not exported)"
-                if config["train"].get("localisation_weight")
-                else ""
+                ""
+                if not config["train"].get("localisation_weight")
+                else "; every cell's score also trained against the stenosis targets"
+                if network.config.pooling == "max"
+                else "; trained with a training-only 1×1 localisation head on the reduced cells (not exported)"
             )
         ),
         "attention": network.config.attention,

@@ -33,6 +33,16 @@ class NetworkModel:
     def version(self) -> str:
         return self.manifest["version"]
 
+    @property
+    def caution(self) -> str | None:
+        """What the model card says every result must carry (e.g. trained on synthetic data only), or None."""
+        return self.manifest.get("caution")
+
+    @property
+    def caution_warnings(self) -> list[str]:
+        """The caution as the one warning a report carries, or none."""
+        return [f"Model {self.version}: {self.caution}"] if self.caution else []
+
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()

@@ -9,7 +9,8 @@ of 64 cells is not averaged away). `attention=False` is the same network without
 ablation.
 
 `cells` keeps the last forward pass's reduced feature map (N, attention_dim, H / 32, W / 32), for a localisation head
-that only a training script adds; the exported network has no such head.
+that only a training script adds (the exported network has no such head); with `max` pooling, `cell_logits` keeps
+every cell's score, which a training script can supervise directly.
 
 `attention_map` returns, as a (H / 32, W / 32) heatmap, how much each cell's value went into what was scored: with
 `mean` pooling the mean over queries of the attention matrix (the cells are averaged after the attention), with
@@ -59,7 +60,8 @@ class FrameAttentionNet(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.attention_dim, 1)
         self.cells = None
-        self.winners = None  # with max pooling: the index of each frame's highest-scoring cell
+        self.cell_logits = None  # with max pooling: every cell's score (N, H / 32, W / 32) of the last pass
+        self.winners = None  # and the index of each frame's highest-scoring cell
 
     def forward(self, frames: Tensor) -> Tensor:
         cells = self.reduce(self.trunk.feature_map(frames.expand(-1, 3, -1, -1)))
@@ -69,7 +71,9 @@ class FrameAttentionNet(nn.Module):
             tokens = self.norm(tokens + self.attention(tokens))
         if self.config.pooling == "mean":
             return self.head(self.dropout(tokens.mean(dim=1)))[:, 0]
-        scores, self.winners = self.head(self.dropout(tokens))[..., 0].max(dim=1)
+        per_cell = self.head(self.dropout(tokens))[..., 0]
+        self.cell_logits = per_cell.view(-1, *cells.shape[-2:])
+        scores, self.winners = per_cell.max(dim=1)
         return scores
 
     def attention_map(self) -> Tensor:

@@ -166,7 +166,7 @@ def detect_microbleeds(
         model_version=model.version,
         weights_sha256=model.sha256,
         device=device,
-        warnings=found.warnings + ([f"Model {model.version}: {model.caution}"] if model.caution else []),
+        warnings=found.warnings + model.caution_warnings,
         params=params_of(options),
         timings=found.timings,
     )

@@ -21,11 +21,6 @@ class MicrobleedModel(NetworkModel):
         """Validation sensitivity, score threshold and false positives per microbleed, by rising sensitivity."""
         return sorted(self.manifest["operating_points"], key=lambda point: point["sensitivity"])
 
-    @property
-    def caution(self) -> str | None:
-        """What the model card says every result must carry (e.g. trained on synthetic scans only), or None."""
-        return self.manifest.get("caution")
-
 
 def score_threshold(operating_points: list[dict], sensitivity: float) -> float:
     """The score that finds `sensitivity` of the validation microbleeds, interpolated between operating points

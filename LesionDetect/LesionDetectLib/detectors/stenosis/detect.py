@@ -60,7 +60,7 @@ def detect_stenosis(sequence, model, options, device="cpu", progress=None) -> Fi
         heatmap=heatmap,
         probabilities={STENOSIS: round(verdict.probability, 4)},
         score_tables=[frame_table(chosen, probabilities)],
-        warnings=[FRAME_MODE_WARNING] if single else list(chosen.notes),
+        warnings=([FRAME_MODE_WARNING] if single else list(chosen.notes)) + model.caution_warnings,
     )
 
 
