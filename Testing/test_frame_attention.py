@@ -30,10 +30,16 @@ def test_max_pooling_scores_every_cell_keeps_the_highest_and_maps_that_cells_att
     assert torch.allclose(logits, per_cell.max(dim=1).values, atol=1e-5)
     attention = network.attention_map()
     assert attention.shape == (2, 3, 4) and torch.allclose(attention.sum(dim=(1, 2)), torch.ones(2))
+    assert torch.equal(network.evidence_map(), network.cell_logits.sigmoid())  # where it scores, not where it looks
     winner_rows = network.attention.att_mat.mean(dim=1)[torch.arange(2), per_cell.argmax(dim=1)]
     assert torch.allclose(attention.flatten(1), winner_rows)
     mean_of_rows = network.attention.att_mat.mean(dim=(1, 2))
     assert not torch.allclose(attention.flatten(1), mean_of_rows)  # not the mean pooling's map
+    shapes = []
+    network.get_submodule(network.cam_layer).register_forward_hook(lambda *args: shapes.append(args[2].shape))
+    with torch.no_grad():
+        network(torch.rand(2, 1, 96, 128))
+    assert shapes[0][-2:] == (6, 8)  # Grad-CAM on the stride-16 block: finer than the stride-32 cells
     with pytest.raises(ValueError, match="pooling 'sum'"):
         FrameAttentionNet(FrameAttentionConfig(pooling="sum"))
 

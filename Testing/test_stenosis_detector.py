@@ -69,7 +69,7 @@ def toy_cine(blob_frames=range(FRAMES), spacing=(PIXEL_MM, PIXEL_MM)) -> ImageSe
 
 
 class DarkBlobNet(nn.Module):
-    """The frame classifier's interface (config, cam_layer, forward, attention_map) with a toy's evidence: each
+    """The frame classifier's interface (config, cam_layer, forward, evidence_map) with a toy's evidence: each
     16-pixel cell's darkness (1 − its mean grey) is the feature Grad-CAM reads; the logit rises with the darkest cell
     above 0.6 (a thin vessel darkens a cell less); attention is a softmax over the cells' darkness."""
 
@@ -88,8 +88,8 @@ class DarkBlobNet(nn.Module):
         self._attention = torch.softmax(10 * darkness.flatten(1), dim=1).view(-1, *darkness.shape[2:])
         return 40 * (darkness - 0.6).clamp_min(0).flatten(1).amax(dim=1) - 4
 
-    def attention_map(self) -> torch.Tensor:
-        return self._attention
+    def evidence_map(self) -> torch.Tensor | None:
+        return self._attention if self.config.attention else None
 
 
 def toy_model(attention: bool = True, **card) -> StenosisModel:

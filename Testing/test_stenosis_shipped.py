@@ -5,6 +5,7 @@ key frames inside the sample's filled phase; one frame of it runs in frame mode.
 import json
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 from safetensors import safe_open
 
@@ -16,7 +17,7 @@ from LesionDetectLib.detectors.stenosis.sample import SAMPLE_PATH, read_sample
 from LesionDetectLib.results.report import validate_report
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MANIFEST.is_file(), reason="no stenosis model shipped yet (issue 11)")
-RUN = ["--progress", "none", "--no-snapshot"]
+RUN = ["--progress", "none"]  # a cine has no 3D snapshot
 TRUTH = json.loads(SAMPLE_PATH.with_suffix(".json").read_text())
 
 
@@ -50,7 +51,7 @@ def test_the_sample_gets_its_true_verdict_from_key_frames_of_its_filled_phase(sa
 def test_one_frame_of_the_sample_runs_in_frame_mode(sample_run, tmp_path):
     _, report = sample_run
     frame = report["summary"]["key_frames"][0]["frame"]
-    iio.imwrite(tmp_path / "frame.png", read_sample().frames[frame])
+    iio.imwrite(tmp_path / "frame.png", read_sample().frames[frame].astype(np.uint8))  # its grey levels are 0…255
     out = tmp_path / "out"
     assert cli_main(["stenosis", str(tmp_path / "frame.png"), "-o", str(out), *RUN]) == 0
     one = json.loads((out / "report.json").read_text())

@@ -88,6 +88,7 @@ def test_training_scores_its_folds_and_writes_a_bundle_that_loads(trained):
     assert patches["patch"] == 32 and 0 < patches["train_positive"] < patches["train_patches"]
     assert patches["auc"] == [e for e in log if e["stage"] == "final_patch"][0]["val_auc"]
     assert "max pooling" in manifest["architecture"]
+    assert "synthetic" in model.caution and model.caution_warnings == [f"Model stenosis-tiny-test: {model.caution}"]
     with torch.no_grad():
         assert model.network(torch.rand(3, 1, 64, 64)).shape == (3,)
 

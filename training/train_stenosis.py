@@ -432,6 +432,8 @@ def main(argv=None) -> int:
         "validation": final["best"],
         "threshold": VOTE_THRESHOLD,
         "seed": seed,
+        "caution": "trained and validated on synthetic angiography cines only; not validated on real runs or for "
+        "clinical use.",
     }
     manifest = save_stenosis_model(network.eval(), size, args.out / "model", card)
     if args.install:

@@ -14,7 +14,8 @@ every cell's score, which a training script can supervise directly.
 
 `attention_map` returns, as a (H / 32, W / 32) heatmap, how much each cell's value went into what was scored: with
 `mean` pooling the mean over queries of the attention matrix (the cells are averaged after the attention), with
-`max` pooling the attention row of the cell that scored highest.
+`max` pooling the attention row of the cell that scored highest (where the winner drew its context from, not where
+the stenosis is: `evidence_map` gives the cell scores there).
 """
 
 from __future__ import annotations
@@ -38,18 +39,21 @@ class FrameAttentionConfig:
 
 
 POOLINGS = ("mean", "max")
+# Grad-CAM's layer: with max pooling the stride-16 block, since the score already says which stride-32 cell holds the
+# stenosis and Grad-CAM should say where in it (on validation frames the stride-32 layer's peak lay a median 81 px of
+# 256 from the stenosis, the stride-16 layer's, combined with the cell scores, 17 px)
+CAM_LAYERS = {"mean": "trunk.features.18", "max": "trunk.features.13"}
 
 
 class FrameAttentionNet(nn.Module):
     """Frames (N, 1, H, W) in 0…1 → logits (N,); `attention_map` after a forward pass."""
-
-    cam_layer = "trunk.features.18"  # the last convolution, for Grad-CAM
 
     def __init__(self, config: FrameAttentionConfig) -> None:
         super().__init__()
         if config.pooling not in POOLINGS:
             raise ValueError(f"pooling {config.pooling!r} is not one of {', '.join(POOLINGS)}")
         self.config = config
+        self.cam_layer = CAM_LAYERS[config.pooling]
         self.trunk = mobilenet_v2.MobileNetV2Features()
         self.reduce = nn.Conv2d(mobilenet_v2.FEATURES, config.attention_dim, 1)
         if config.attention:
@@ -75,6 +79,14 @@ class FrameAttentionNet(nn.Module):
         self.cell_logits = per_cell.view(-1, *cells.shape[-2:])
         scores, self.winners = per_cell.max(dim=1)
         return scores
+
+    def evidence_map(self) -> Tensor | None:
+        """(N, H / 32, W / 32) of the last forward pass: where the network finds the frame's evidence. With max
+        pooling every cell's stenosis probability (its own score, trained on the stenosis positions); with mean
+        pooling the attention map; None for mean pooling without attention."""
+        if self.config.pooling == "max":
+            return self.cell_logits.sigmoid()
+        return self.attention_map() if self.config.attention else None
 
     def attention_map(self) -> Tensor:
         """(N, H / 32, W / 32) of the last forward pass: each cell's weight in the pooled vector, summing to 1."""

@@ -1,12 +1,13 @@
-"""Where on a key frame the network sees stenosis: its self-attention map and Grad-CAM, combined on frame pixels.
+"""Where on a key frame the network sees stenosis: its evidence map and Grad-CAM, combined on frame pixels.
 
-Both maps are scaled to 0…1 per frame (min → 0, max → 1) on the network's input square and combined by their
-geometric mean, √(attention × Grad-CAM), so a pixel is hot only where both agree: where the attention module pooled
-the frame's evidence from, and where the features push the stenosis logit up. Either alone lights cells the other
-discounts (attention is a share, positive everywhere, even on a frame called normal; Grad-CAM follows any feature
-that raises the logit). A network without the attention module (the paper's ablation) gets Grad-CAM alone. The
-map is resized onto the frame's pixels (`preprocess.to_frame_pixels`) and multiplied by the frame's stenosis
-probability, so a frame the model calls normal glows faintly.
+The evidence map (`FrameAttentionNet.evidence_map`) is, with max pooling, every cell's stenosis probability and,
+with mean pooling, the self-attention map. Both maps are scaled to 0…1 per frame (min → 0, max → 1) on the
+network's input square and combined by their geometric mean, √(evidence × Grad-CAM), so a pixel is hot only where
+both agree: the cell that holds the evidence, and where in it the features push the stenosis logit up (Grad-CAM
+alone follows any feature that raises the logit; an attention share is positive everywhere, even on a frame called
+normal). A mean-pooled network without the attention module (the paper's ablation) gets Grad-CAM alone. The map is
+resized onto the frame's pixels (`preprocess.to_frame_pixels`) and multiplied by the frame's stenosis probability,
+so a frame the model calls normal glows faintly.
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ def frame_heatmaps(network, inputs: torch.Tensor, frame_shape: tuple[int, int]) 
     pixels, weighted by that frame's stenosis probability."""
     with torch.no_grad():
         probabilities = torch.sigmoid(network(inputs)).cpu().numpy()
-        attention = network.attention_map() if network.config.attention else None
+        evidence = network.evidence_map()
     cam = grad_cam(_StenosisLogit(network).eval(), inputs, f"network.{network.cam_layer}", 0)
-    if attention is not None:
+    if evidence is not None:
         square = torch.nn.functional.interpolate(
-            attention[:, None].float(), size=inputs.shape[-2:], mode="bilinear", align_corners=False
+            evidence[:, None].float(), size=inputs.shape[-2:], mode="bilinear", align_corners=False
         )
         cam = np.sqrt(cam * scaled_to_unit(square[:, 0]).cpu().numpy())
     heat = to_frame_pixels(cam, frame_shape) * probabilities[:, None, None]
