@@ -4,7 +4,7 @@ The CNN (MobileNetV2 ×1.0, which can start from ImageNet weights) gives a strid
 convolution reduces it to `attention_dim` channels; MONAI's multi-head self-attention block (`SABlock`) lets
 every cell attend to every other, added back to its input (residual, layer-normed). `pooling` says how the cells
 become one logit: `mean` averages them and a linear layer scores the mean; `max` scores every cell with that linear
-layer and keeps the highest (multiple-instance pooling: a frame is abnormal when one place is, so a stenosis in one
+layer and keeps the highest (multiple-instance pooling: a frame is abnormal when one place is, so a finding in one
 of 64 cells is not averaged away). `attention=False` is the same network without the module, for the paper's
 ablation.
 
@@ -15,7 +15,7 @@ every cell's score, which a training script can supervise directly.
 `attention_map` returns, as a (H / 32, W / 32) heatmap, how much each cell's value went into what was scored: with
 `mean` pooling the mean over queries of the attention matrix (the cells are averaged after the attention), with
 `max` pooling the attention row of the cell that scored highest (where the winner drew its context from, not where
-the stenosis is: `evidence_map` gives the cell scores there).
+the finding is: `evidence_map` gives the cell scores there).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class FrameAttentionConfig:
 
 POOLINGS = ("mean", "max")
 # Grad-CAM's layer: with max pooling the stride-16 block, since the score already says which stride-32 cell holds the
-# stenosis and Grad-CAM should say where in it (on validation frames the stride-32 layer's peak lay a median 81 px of
-# 256 from the stenosis, the stride-16 layer's, combined with the cell scores, 17 px)
+# finding and Grad-CAM should say where in it (on validation frames the stride-32 layer's peak lay a median 81 px of
+# 256 from the finding, the stride-16 layer's, combined with the cell scores, 17 px)
 CAM_LAYERS = {"mean": "trunk.features.18", "max": "trunk.features.13"}
 
 
@@ -82,7 +82,7 @@ class FrameAttentionNet(nn.Module):
 
     def evidence_map(self) -> Tensor | None:
         """(N, H / 32, W / 32) of the last forward pass: where the network finds the frame's evidence. With max
-        pooling every cell's stenosis probability (its own score, trained on the stenosis positions); with mean
+        pooling every cell's finding probability (its own score, trained on the finding positions); with mean
         pooling the attention map; None for mean pooling without attention."""
         if self.config.pooling == "max":
             return self.cell_logits.sigmoid()
